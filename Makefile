@@ -1,0 +1,25 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make run    set up .venv and run the main job on the bundled sample
+#   make test   set up .venv and run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+CORES ?= all
+TARGET ?= frozen_model
+BIN = $(VENV)/bin
+
+.PHONY: run test benchmark clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[cpu,slurm,test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+clean:
+	rm -rf results models logs .snakemake

@@ -1,0 +1,12 @@
+from snakemake.utils import validate
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+DATASET = config["dataset"]["name"]
+DATA = f"results/{DATASET}"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    split=r"train|val",
