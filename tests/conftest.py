@@ -1,0 +1,53 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_ZIP = REPO / "resources" / "sample-voc.zip"
+REFERENCE = REPO.parent / "shared" / "reference"
+BIN = Path(sys.executable).parent
+
+
+def run_snakemake(workdir, *args, timeout=900, check=True):
+    """Runs the project's Snakefile with `workdir` as working directory; returns the result."""
+    command = [
+        str(BIN / "snakemake"),
+        "--snakefile", str(REPO / "workflow" / "Snakefile"),
+        "--directory", str(workdir),
+        "--cores", "2",
+        *map(str, args),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(map(str, args))} failed ({result.returncode}):\n"
+            f"{result.stdout[-5000:]}\n{result.stderr[-10000:]}"
+        )
+    return result
+
+
+def run_cli(*args, check=True, timeout=900):
+    """Runs `efficientdet <args>` in a subprocess, as a user would."""
+    result = subprocess.run(
+        [str(BIN / "efficientdet"), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"efficientdet {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A fresh working directory holding the default config and the bundled sample zip."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "resources").mkdir()
+    if SAMPLE_ZIP.exists():
+        shutil.copy(SAMPLE_ZIP, tmp_path / "resources" / SAMPLE_ZIP.name)
+    return tmp_path
