@@ -1,0 +1,185 @@
+"""Finding image/annotation pairs in the common VOC folder layouts.
+
+- VOCdevkit: any folder holding `Annotations/` and `JPEGImages/` (several, e.g. VOC2007 and
+  VOC2012, may sit side by side); its `ImageSets/Main/` lists give the split.
+- Anything else: LabelImg flat folders (img.jpg beside img.xml), images/ + annotations/ folders
+  under any names, all of it possibly inside one top folder.
+
+Pairs are made by file stem only; when several images share an annotation's stem, the one in the
+same folder wins, then the one whose folder path ends like the annotation's (annotations/train/
+goes with images/train/). Hidden files and macOS `__MACOSX` folders are skipped.
+"""
+
+import collections
+import dataclasses
+import os
+from pathlib import PurePosixPath
+
+from efficientdet.data.images import IMAGE_SUFFIXES
+from efficientdet.errors import UserError
+
+SPLITS = ("train", "val")
+# ImageSets/Main list files giving (train, val), in order of preference.
+_IMAGE_SET_LISTS = (("train", "val"), ("trainval", "test"))
+_LISTED_LIMIT = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    image: PurePosixPath  # relative to the dataset folder
+    annotation: PurePosixPath | None  # None: a negative example
+    image_set: str = ""  # "train" or "val" when the dataset ships split lists
+
+
+def _visible_files(root):
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(
+            name for name in subfolders if not name.startswith(".") and name != "__MACOSX"
+        )
+        relative = PurePosixPath(os.path.relpath(folder, root).replace(os.sep, "/"))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield relative / name if str(relative) != "." else PurePosixPath(name)
+
+
+def _listing(paths, limit=_LISTED_LIMIT):
+    shown = "\n  ".join(map(str, paths[:limit]))
+    more = f"\n  ... and {len(paths) - limit} more" if len(paths) > limit else ""
+    return f"\n  {shown}{more}"
+
+
+def _common_trailing_folders(first, second):
+    count = 0
+    for a, b in zip(reversed(first.parts), reversed(second.parts)):
+        if a != b:
+            break
+        count += 1
+    return count
+
+
+def _closest_image(annotation, candidates):
+    def closeness(image):
+        return (image.parent == annotation.parent,
+                _common_trailing_folders(image.parent, annotation.parent))
+
+    best = max(map(closeness, candidates))
+    chosen = [image for image in candidates if closeness(image) == best]
+    if len(chosen) > 1:
+        raise UserError(
+            f"{annotation}: ambiguous image, several files share its stem:{_listing(chosen)}"
+        )
+    return chosen[0]
+
+
+def _pair(images, annotations):
+    by_stem = collections.defaultdict(list)
+    for image in images:
+        by_stem[image.stem].append(image)
+    annotation_of = {}
+    orphans = []
+    for annotation in annotations:
+        candidates = by_stem.get(annotation.stem)
+        if not candidates:
+            orphans.append(annotation)
+            continue
+        image = _closest_image(annotation, candidates)
+        if image in annotation_of:
+            raise UserError(
+                f"{image}: annotated twice, by {annotation_of[image]} and {annotation}"
+            )
+        annotation_of[image] = annotation
+    if orphans:
+        raise UserError(
+            f"{len(orphans)} annotation file(s) without an image of the same stem:"
+            f"{_listing(orphans)}"
+        )
+    return annotation_of
+
+
+def _read_list(path):
+    return [line.split()[0] for line in path.read_text(errors="replace").splitlines() if line.strip()]
+
+
+def _image_sets(root, voc_root, images, warnings):
+    """{image: "train" | "val"} from voc_root/ImageSets/Main, or {} when it has no usable lists."""
+    main = root / voc_root / "ImageSets" / "Main"
+    for train_list, val_list in _IMAGE_SET_LISTS:
+        train_path, val_path = main / f"{train_list}.txt", main / f"{val_list}.txt"
+        if train_path.is_file() and val_path.is_file():
+            break
+    else:
+        if main.is_dir():
+            warnings.append(
+                f"{voc_root / 'ImageSets/Main'}: no train.txt + val.txt nor trainval.txt + test.txt; "
+                "lists ignored, the split is drawn by seed"
+            )
+        return {}
+    image_of_stem = {image.stem: image for image in images}
+    assignment = {}
+    for split, path in (("val", val_path), ("train", train_path)):
+        stems = _read_list(path)
+        unknown = [stem for stem in stems if stem not in image_of_stem]
+        if unknown:
+            warnings.append(
+                f"{voc_root / 'ImageSets/Main' / path.name}: {len(unknown)} listed image(s) "
+                f"not in JPEGImages/, skipped: {', '.join(unknown[:10])}"
+            )
+        for stem in stems:
+            image = image_of_stem.get(stem)
+            if image is None:
+                continue
+            if assignment.get(image) == "val" and split == "train":
+                warnings.append(f"{image}: listed in both {val_path.name} and {train_path.name}; kept in val only")
+            assignment[image] = split
+    unlisted = [image for image in images if image not in assignment]
+    if unlisted:
+        warnings.append(
+            f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in neither "
+            f"{train_path.name} nor {val_path.name}, left out of both splits"
+        )
+    return assignment
+
+
+def _voc_roots(files):
+    folders = {path.parent for path in files}
+    return sorted(
+        folder.parent for folder in folders
+        if folder.name == "JPEGImages" and folder.parent / "Annotations" in folders
+    )
+
+
+def _is_image(path):
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_pairs(root):
+    """(pairs sorted by image path, warnings) for the dataset unpacked under `root`."""
+    files = list(_visible_files(root))
+    voc_roots = _voc_roots(files)
+    warnings = []
+    groups = []
+    if voc_roots:
+        image_folders = {voc_root / "JPEGImages" for voc_root in voc_roots}
+        ignored = [p for p in files if _is_image(p) and p.parent not in image_folders]
+        if ignored:
+            warnings.append(
+                f"{len(ignored)} image(s) outside the VOC JPEGImages/ folders ignored, "
+                f"e.g. {ignored[0]}"
+            )
+        for voc_root in voc_roots:
+            images = [p for p in files if p.parent == voc_root / "JPEGImages" and _is_image(p)]
+            annotations = [
+                p for p in files if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
+            ]
+            groups.append((images, annotations, _image_sets(root, voc_root, images, warnings)))
+    else:
+        images = [p for p in files if _is_image(p)]
+        annotations = [p for p in files if p.suffix.lower() == ".xml"]
+        groups.append((images, annotations, {}))
+    pairs = []
+    for images, annotations, image_sets in groups:
+        annotation_of = _pair(images, annotations)
+        pairs.extend(
+            Pair(image, annotation_of.get(image), image_sets.get(image, "")) for image in images
+        )
+    return sorted(pairs, key=lambda pair: str(pair.image)), warnings

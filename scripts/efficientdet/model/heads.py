@@ -1,0 +1,68 @@
+"""Class and box prediction heads, shared across pyramid levels.
+
+Convolutions are shared by all levels; each level has its own batch norms (automl's
+class-{repeat}-bn-{level}). Layer names follow automl's variable scopes.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+CLASS_PRIOR_PROBABILITY = 0.01
+
+
+class PredictionHead(keras.layers.Layer):
+    """`repeats` x (separable conv, per-level batch norm, activation), then a separable conv
+    predicting `num_outputs` channels per location. Outputs are float32 under any dtype policy.
+    """
+
+    def __init__(self, prefix, num_outputs, num_filters, repeats, min_level, max_level,
+                 act_type, bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(act_type)
+        self.convs = [
+            separable_conv(num_filters, name=f"{prefix}-{i}") for i in range(repeats)
+        ]
+        self.batch_norms = [
+            [keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
+             for level in range(min_level, max_level + 1)]
+            for i in range(repeats)
+        ]
+        self.predict = separable_conv(
+            num_outputs, name=f"{prefix}-predict", bias_initializer=bias_initializer
+        )
+
+    def call(self, features, training=None):
+        outputs = []
+        for level_index, x in enumerate(features):
+            for conv, batch_norms in zip(self.convs, self.batch_norms):
+                x = self.activation(batch_norms[level_index](conv(x), training=training))
+            outputs.append(ops.cast(self.predict(x), "float32"))
+        return outputs
+
+
+def separable_conv(filters, name, bias_initializer="zeros"):
+    return keras.layers.SeparableConv2D(
+        filters, 3, padding="same",
+        depthwise_initializer="variance_scaling", pointwise_initializer="variance_scaling",
+        bias_initializer=bias_initializer, name=name,
+    )
+
+
+def class_head(num_classes, num_anchors, num_filters, repeats, min_level, max_level, act_type):
+    """Logits [B, h, w, num_anchors * num_classes] per level; the bias starts every class at
+    probability CLASS_PRIOR_PROBABILITY."""
+    prior_bias = -math.log((1 - CLASS_PRIOR_PROBABILITY) / CLASS_PRIOR_PROBABILITY)
+    return PredictionHead(
+        "class", num_anchors * num_classes, num_filters, repeats, min_level, max_level, act_type,
+        bias_initializer=keras.initializers.Constant(prior_bias), name="class_net",
+    )
+
+
+def box_head(num_anchors, num_filters, repeats, min_level, max_level, act_type):
+    """Box regression [B, h, w, num_anchors * 4] per level (ty, tx, th, tw per anchor)."""
+    return PredictionHead(
+        "box", num_anchors * 4, num_filters, repeats, min_level, max_level, act_type,
+        name="box_net",
+    )

@@ -1,0 +1,90 @@
+"""From raw head outputs to detections: decode, NMS, boxes in original-image pixels.
+
+Candidates are the `max_nms_inputs` highest (anchor, class) scores of each image. Boxes are
+clipped to the model image before NMS. Per-class NMS shifts each class's boxes to their own
+region of the plane, so one NMS call never lets two classes suppress each other; class-agnostic
+NMS lets any overlapping candidates compete (automl's "global" NMS). Gaussian soft-NMS follows
+automl: a kept box scales an overlapping score by exp(-iou^2 / soft_nms_sigma).
+"""
+
+import tensorflow as tf
+
+from efficientdet.anchors import decode_boxes, merge_levels
+
+NMS_METHODS = ("hard", "gaussian")
+
+
+def postprocess(
+    cls_outputs,
+    box_outputs,
+    anchors,
+    image_size,
+    image_scales=None,
+    *,
+    method="hard",
+    per_class=True,
+    iou_threshold=0.5,
+    score_threshold=0.0,
+    soft_nms_sigma=0.5,
+    max_detections=100,
+    max_nms_inputs=5000,
+):
+    """Detections of a batch as a dict of float32/int32 tensors, padded to `max_detections`.
+
+    cls_outputs / box_outputs: head outputs (lists over levels, layout in anchors.py);
+    anchors [N, 4] for `image_size` (height, width); image_scales [B] (original pixels per
+    model pixel, from resize_and_pad) or None. Returns boxes [B, D, 4] yxyx, scores [B, D],
+    classes [B, D] (label ids, 0 in padding), num_detections [B].
+    """
+    if method not in NMS_METHODS:
+        raise ValueError(f"NMS method must be one of {NMS_METHODS}, got {method!r}")
+    num_anchors = box_outputs[0].shape[-1] // 4
+    num_classes = cls_outputs[0].shape[-1] // num_anchors
+    logits = tf.cast(merge_levels(cls_outputs, num_classes), tf.float32)
+    deltas = tf.cast(merge_levels(box_outputs, 4), tf.float32)
+    batch_size = tf.shape(logits)[0]
+
+    flat_logits = tf.reshape(logits, [batch_size, -1])
+    num_candidates = min(max_nms_inputs, anchors.shape[0] * num_classes)
+    top_logits, top_indices = tf.math.top_k(flat_logits, k=num_candidates)
+    anchor_indices = top_indices // num_classes
+    channels = top_indices % num_classes
+    boxes = decode_boxes(tf.gather(deltas, anchor_indices, batch_dims=1), tf.gather(anchors, anchor_indices))
+    height, width = (float(side) for side in image_size)
+    boxes = tf.clip_by_value(boxes, 0.0, [height, width, height, width])
+    scores = tf.sigmoid(top_logits)
+
+    def nms_one_image(inputs):
+        image_boxes, image_scores, image_channels = inputs
+        nms_boxes = image_boxes
+        if per_class:
+            offset = tf.cast(image_channels, tf.float32)[:, tf.newaxis] * (max(height, width) + 1.0)
+            nms_boxes = image_boxes + offset
+        selected, selected_scores = tf.image.non_max_suppression_with_scores(
+            nms_boxes,
+            image_scores,
+            max_output_size=max_detections,
+            iou_threshold=1.0 if method == "gaussian" else iou_threshold,
+            score_threshold=score_threshold,
+            soft_nms_sigma=soft_nms_sigma / 2.0 if method == "gaussian" else 0.0,
+        )
+        count = tf.shape(selected)[0]
+        padding = [[0, max_detections - count]]
+        valid = tf.pad(tf.ones([count], tf.bool), padding)
+        kept_boxes = tf.where(valid[:, tf.newaxis], tf.gather(image_boxes, tf.pad(selected, padding)), 0.0)
+        kept_classes = tf.pad(tf.gather(image_channels, selected) + 1, padding)
+        return kept_boxes, tf.pad(selected_scores, padding), kept_classes, count
+
+    boxes, scores, classes, num_detections = tf.map_fn(
+        nms_one_image,
+        (boxes, scores, channels),
+        fn_output_signature=(
+            tf.TensorSpec([max_detections, 4], tf.float32),
+            tf.TensorSpec([max_detections], tf.float32),
+            tf.TensorSpec([max_detections], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ),
+    )
+    if image_scales is not None:
+        boxes = boxes * tf.cast(tf.reshape(image_scales, [-1, 1, 1]), tf.float32)
+    return {"boxes": boxes, "scores": scores, "classes": classes, "num_detections": num_detections}

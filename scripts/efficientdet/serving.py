@@ -1,0 +1,87 @@
+"""The functions an export serves: the whole detector on images, and the bare network.
+
+`Detector.detect` is what the SavedModel's `serving_default` and the frozen graph run: uint8
+images of any size and batch in, detections in input pixels out. `Detector.network` is the
+network alone at the model's input size, as TFLite and ONNX carry it: their interpreters run it
+and `detections_from_network` (decode and NMS, the same code) finishes the job outside, so that
+no TensorFlow-only (Flex) op is needed and soft-NMS keeps working.
+"""
+
+import tensorflow as tf
+
+from efficientdet.anchors import generate_anchors, merge_levels
+from efficientdet.postprocess import postprocess
+from efficientdet.preprocess import resize_and_pad
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("boxes", "scores", "classes", "num_detections")
+NETWORK_OUTPUT_NAMES = ("class_logits", "box_deltas")
+
+
+def nms_options(config):
+    """postprocess() keyword arguments from a model config's NMS settings."""
+    return dict(
+        method=config.nms_method,
+        per_class=not config.nms_class_agnostic,
+        iou_threshold=config.nms_iou_threshold,
+        score_threshold=config.nms_score_threshold,
+        soft_nms_sigma=config.nms_sigma,
+        max_detections=config.max_detections,
+    )
+
+
+def model_anchors(config):
+    return generate_anchors(
+        config.image_size, config.min_level, config.max_level, config.num_scales,
+        config.aspect_ratios, config.anchor_scale,
+    )
+
+
+def detections_from_network(class_logits, box_deltas, config, image_scales=None):
+    """Decode and NMS of the network's merged outputs: a dict of OUTPUT_NAMES tensors."""
+    return postprocess(
+        [tf.convert_to_tensor(class_logits, tf.float32)],
+        [tf.convert_to_tensor(box_deltas, tf.float32)],
+        model_anchors(config),
+        config.image_size,
+        image_scales,
+        **nms_options(config),
+    )
+
+
+class Detector(tf.Module):
+    """A keras EfficientDet with its config, as the functions that exports serve."""
+
+    def __init__(self, model, config, num_classes):
+        super().__init__(name="efficientdet")
+        self.model = model
+        self.config = config
+        self.num_classes = num_classes
+        height, width = config.image_size
+        self.detect = tf.function(
+            self._detect,
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)],
+        )
+        self.network = tf.function(
+            self._network,
+            input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8, name=INPUT_NAME)],
+        )
+
+    def _network(self, images):
+        class_outputs, box_outputs = self.model(tf.cast(images, tf.float32), training=False)
+        return {
+            "class_logits": merge_levels(class_outputs, self.num_classes),
+            "box_deltas": merge_levels(box_outputs, 4),
+        }
+
+    def _detect(self, images):
+        with tf.name_scope("preprocess"):
+            resized, scales = resize_and_pad(images, self.config.image_size)
+        class_outputs, box_outputs = self.model(resized, training=False)
+        with tf.name_scope("postprocess"):
+            detections = detections_from_network(
+                merge_levels(class_outputs, self.num_classes), merge_levels(box_outputs, 4),
+                self.config, scales,
+            )
+        # Named identities give the frozen graph fixed output node names.
+        return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}

@@ -1,0 +1,55 @@
+"""TFLite flatbuffers of the bare network: float32, float16 weights, or int8 calibrated on images.
+
+The network is frozen first and converted from a constants-only SavedModel: converting Keras 3
+variables directly leaves uninitialised READ_VARIABLE ops (NaN outputs) in TF 2.21.
+"""
+
+import tempfile
+
+import tensorflow as tf
+
+from efficientdet.frozen_graph import freeze
+
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+
+
+def _constants_only_saved_model(function, directory):
+    """Saves `function` (a tf.function with an input_signature) frozen, as serving_default."""
+    frozen = freeze(function)
+    output_names = sorted(function.get_concrete_function().structured_outputs)
+    spec = function.input_signature[0]
+
+    @tf.function(input_signature=[spec])
+    def serving(images):
+        return dict(zip(output_names, frozen(images)))
+
+    module = tf.Module()
+    module.serving = serving
+    # Keras' swish carries a custom gradient whose captures cannot be saved; inference needs none.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(module, directory, signatures={"serving_default": serving}, options=options)
+
+
+def convert_to_tflite(function, quantization, calibration_images=None):
+    """The TFLite model of `function` as bytes.
+
+    quantization: "fp32", "fp16" (weights in float16, computation in float32 on CPU) or "int8"
+    (weights and activations; `calibration_images` yields uint8 [H, W, 3] model-size inputs).
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    with tempfile.TemporaryDirectory(prefix="tflite-") as directory:
+        _constants_only_saved_model(function, directory)
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+        if quantization == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization == "int8":
+            if calibration_images is None:
+                raise ValueError("int8 quantization needs calibration images")
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.representative_dataset = lambda: (
+                [image[tf.newaxis]] for image in calibration_images
+            )
+        return converter.convert()

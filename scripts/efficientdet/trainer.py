@@ -1,0 +1,90 @@
+"""The Keras model that `fit` trains: the detector, its loss, L2 decay and a weight average."""
+
+import keras
+import tensorflow as tf
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from efficientdet import optimization
+from efficientdet.anchors import generate_anchors
+from efficientdet.losses import detection_loss
+
+LOSS_NAMES = ("loss", "class_loss", "box_loss", "l2_loss")
+
+
+class DetectionTrainer(keras.Model):
+    """Trains `detector` on batches (images, targets) from the input pipeline.
+
+    targets: {"cls_targets" [B, N], "box_targets" [B, N, 4], "num_positives" [B]}. Each step
+    folds the new weights into `average_detector` (a twin of `detector`); validation runs the
+    averaged weights, which are the ones evaluated and exported.
+    """
+
+    def __init__(self, detector, average_detector, config, params, **kwargs):
+        super().__init__(**kwargs)
+        self.detector = detector
+        self.average_detector = average_detector
+        self.average = optimization.WeightAverage(
+            detector, average_detector, params["moving_average_decay"]
+        )
+        self.weight_decay = float(params["weight_decay"])
+        # Indices into `weights`, valid for both twins: the averaged twin has no trainable list.
+        self.decayed_indices = [
+            index for index, variable in enumerate(detector.weights)
+            if variable.trainable and optimization.is_decayed(variable)
+        ]
+        self.loss_options = dict(
+            alpha=config.alpha,
+            gamma=config.gamma,
+            delta=config.delta,
+            box_loss_weight=config.box_loss_weight,
+            label_smoothing=config.label_smoothing,
+            iou_loss_type=config.iou_loss_type,
+            iou_loss_weight=config.iou_loss_weight,
+        )
+        if config.iou_loss_type:
+            self.loss_options["anchors"] = generate_anchors(
+                config.image_size, config.min_level, config.max_level, config.num_scales,
+                config.aspect_ratios, config.anchor_scale,
+            )
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, images, training=False):
+        return self.detector(images, training=training)
+
+    def _losses(self, detector, images, targets, training):
+        class_outputs, box_outputs = detector(images, training=training)
+        total, class_loss, box_loss = detection_loss(
+            class_outputs, box_outputs, targets["cls_targets"], targets["box_targets"],
+            targets["num_positives"], **self.loss_options,
+        )
+        weights = detector.weights
+        kernels = [weights[index] for index in self.decayed_indices]
+        l2_loss = optimization.l2_loss(kernels, self.weight_decay)
+        return dict(loss=total + l2_loss, class_loss=class_loss, box_loss=box_loss, l2_loss=l2_loss)
+
+    def _record(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        images, targets = data
+        variables = self.detector.trainable_variables
+        with tf.GradientTape() as tape:
+            losses = self._losses(self.detector, images, targets, training=True)
+            # Gradients are summed over replicas: each contributes its share of the mean.
+            scaled = self.optimizer.scale_loss(scale_loss_for_distribution(losses["loss"]))
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.average.update(self.optimizer.iterations)
+        logs = self._record(losses)
+        logs["learning_rate"] = self.optimizer.learning_rate
+        return logs
+
+    def test_step(self, data):
+        images, targets = data
+        losses = self._losses(self.average_detector, images, targets, training=False)
+        return self._record(losses)

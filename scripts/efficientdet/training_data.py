@@ -1,0 +1,97 @@
+"""What training must know about its TFRecords: the files, label map, size and objects per image.
+
+The workflow's data stage leaves label_map.yaml and stats/summary.yaml beside the tfrecords/
+folder (results/{dataset}/); records made elsewhere are scanned instead (labels only).
+"""
+
+import dataclasses
+import glob
+from pathlib import Path
+
+import tensorflow as tf
+import yaml
+
+from efficientdet.data import tfrecord
+from efficientdet.data.label_map import parse_label_map, read_label_map
+from efficientdet.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordSummary:
+    """Counted from the records themselves."""
+
+    num_examples: int
+    max_objects: int
+    label_map: dict
+
+
+def match_files(pattern, flag):
+    """Sorted files matching a glob, or an error naming the flag."""
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise UserError(f"--{flag}={pattern}: no file matches")
+    return files
+
+
+def dataset_folder(pattern):
+    """results/{dataset}/ for a pattern like results/{dataset}/tfrecords/train-*.tfrecord."""
+    return Path(pattern).parent.parent
+
+
+def scan_records(files):
+    """Counts examples and objects per image and collects label ids with their names."""
+    features = {
+        tfrecord.CLASS_LABEL: tf.io.VarLenFeature(tf.int64),
+        tfrecord.CLASS_TEXT: tf.io.VarLenFeature(tf.string),
+    }
+
+    def labels(serialized):
+        parsed = tf.io.parse_single_example(serialized, features)
+        return tf.sparse.to_dense(parsed[tfrecord.CLASS_LABEL]), tf.sparse.to_dense(
+            parsed[tfrecord.CLASS_TEXT], default_value=b""
+        )
+
+    dataset = tf.data.TFRecordDataset(files).map(labels, num_parallel_calls=tf.data.AUTOTUNE)
+    num_examples, max_objects, names = 0, 0, {}
+    try:
+        for label_ids, texts in dataset.as_numpy_iterator():
+            num_examples += 1
+            max_objects = max(max_objects, len(label_ids))
+            for label_id, text in zip(label_ids.tolist(), texts.tolist()):
+                names.setdefault(int(label_id), text.decode() or f"class_{label_id}")
+    except tf.errors.OpError as error:
+        raise UserError(f"{files[0]}...: cannot read the TFRecords ({error.message})") from None
+    return RecordSummary(num_examples, max_objects, dict(sorted(names.items())))
+
+
+def count_records(files, limit=None):
+    """Number of records in `files` (stops counting at `limit`)."""
+    dataset = tf.data.TFRecordDataset(files)
+    if limit is not None:
+        dataset = dataset.take(limit)
+    try:
+        return int(dataset.reduce(0, lambda count, _: count + 1))
+    except tf.errors.OpError as error:
+        raise UserError(f"{files[0]}...: cannot read the TFRecords ({error.message})") from None
+
+
+def load_label_map(value, source):
+    """A label map from a YAML file path or an inline mapping."""
+    if isinstance(value, dict):
+        return parse_label_map(value, source)
+    path = Path(value)
+    if not path.is_file():
+        raise UserError(f"{source}: label map file {path} not found")
+    return read_label_map(path)
+
+
+def max_objects_from_stats(path):
+    """`max_objects_per_image` of a dataset_stats summary.yaml, or None without the file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    summary = yaml.safe_load(path.read_text()) or {}
+    value = summary.get("max_objects_per_image")
+    if not isinstance(value, int) or value < 0:
+        raise UserError(f"{path}: max_objects_per_image missing or not a count")
+    return value
