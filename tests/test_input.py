@@ -24,7 +24,10 @@ def make_image(height, width, boxes):
 
 def example_bytes(image, boxes, classes, source_id, image_format="png", is_crowd=None):
     height, width = image.shape[:2]
-    encoded = (tf.io.encode_png(image) if image_format == "png" else tf.io.encode_jpeg(image, quality=95))
+    if image_format == "png":
+        encoded = tf.io.encode_png(image)
+    else:
+        encoded = tf.io.encode_jpeg(image, quality=95)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
 
     def floats(values):
@@ -133,14 +136,16 @@ def test_evaluation_batches_have_the_documented_structure(tmp_path):
             np.testing.assert_array_equal(labels["box_targets"][i].numpy()[~positives], 0.0)
             # The first (white) box sits at its original place divided by the scale.
             crop = images[i].numpy()[: int(np.ceil(height / scale)), : int(boxes[0][3] / scale) + 2]
-            np.testing.assert_allclose(white_extent(crop)[[0, 1]], boxes[0][[0, 1]] / scale, atol=1.5)
+            np.testing.assert_allclose(
+                white_extent(crop)[[0, 1]], boxes[0][[0, 1]] / scale, atol=1.5
+            )
     assert seen == set(truth)
 
 
 def test_training_batches_are_static_augmented_and_repeat(tmp_path):
     write_shards(tmp_path, records_per_shard=3, num_shards=2)
     dataset = data_input.make_dataset(
-        [str(path) for path in sorted(tmp_path.glob("*.tfrecord"))],
+        sorted(tmp_path.glob("*.tfrecord")),
         config(autoaugment_policy="v0", jitter_min=0.5, jitter_max=1.5),
         training=True, batch_size=4, num_classes=NUM_CLASSES, max_instances_per_image=4, seed=1,
     )
@@ -277,7 +282,7 @@ def test_cache_gives_the_same_evaluation_batches(tmp_path):
         return [next(iter(dataset)) for _ in range(2)][-1]
 
     plain_images, plain_labels = first_batch(False)
-    cached_images, cached_labels = first_batch(str(tmp_path / "cache"))
+    cached_images, cached_labels = first_batch(tmp_path / "cache")
     np.testing.assert_array_equal(plain_images, cached_images)
     np.testing.assert_array_equal(plain_labels["cls_targets"], cached_labels["cls_targets"])
     assert list(tmp_path.glob("cache*"))
@@ -287,3 +292,25 @@ def test_no_matching_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no TFRecord file matches"):
         data_input.make_dataset(str(tmp_path / "missing-*.tfrecord"), config(), training=True,
                                 batch_size=2, num_classes=NUM_CLASSES)
+
+
+def test_image_without_objects(tmp_path):
+    with tf.io.TFRecordWriter(str(tmp_path / "empty.tfrecord")) as writer:
+        writer.write(example_bytes(make_image(50, 70, []), [], [], 9, is_crowd=[]))
+    pattern = str(tmp_path / "empty.tfrecord")
+    for training in (False, True):
+        dataset = data_input.make_dataset(
+            pattern, config(autoaugment_policy="v3"), training=training, batch_size=1,
+            num_classes=NUM_CLASSES, max_instances_per_image=2,
+        )
+        _, labels = next(iter(dataset))
+        assert float(labels["num_positives"][0]) == 0.0
+        assert np.all(labels["cls_targets"].numpy() == -1)
+        np.testing.assert_array_equal(labels["groundtruth_classes"], [[-1, -1]])
+
+
+def test_unknown_autoaugment_policy_is_a_user_error(tmp_path):
+    write_shards(tmp_path, records_per_shard=1, num_shards=1)
+    with pytest.raises(UserError, match="autoaugment_policy"):
+        data_input.make_dataset(str(tmp_path / "*.tfrecord"), config(autoaugment_policy="v7"),
+                                training=True, batch_size=1, num_classes=NUM_CLASSES)

@@ -147,3 +147,12 @@ def test_detection_loss_gradients_are_finite_under_tf_function():
 
     for gradient in gradients():
         assert np.isfinite(gradient.numpy()).all()
+
+
+def test_iou_and_diou_hand_values():
+    pred = tf.constant([[0.0, 0.0, 2.0, 4.0]])
+    target = tf.constant([[0.0, 0.0, 2.0, 2.0]])
+    np.testing.assert_allclose(box_iou(pred, target, "iou").numpy(), [0.5], rtol=1e-6)
+    np.testing.assert_allclose(box_iou(pred, target, "diou").numpy(), [0.5 - 1 / 20], rtol=1e-6)
+    with pytest.raises(ValueError, match="iou type"):
+        box_iou(pred, target, "eiou")

@@ -64,10 +64,8 @@ def generate_anchors(image_size, min_level, max_level, num_scales, aspect_ratios
 
 def merge_levels(level_outputs, values_per_anchor):
     """Head outputs (list over levels of [B, h, w, A * K]) -> [B, N, K] in anchor order."""
-    return tf.concat(
-        [tf.reshape(output, [tf.shape(output)[0], -1, values_per_anchor]) for output in level_outputs],
-        axis=1,
-    )
+    flat = [tf.reshape(out, [tf.shape(out)[0], -1, values_per_anchor]) for out in level_outputs]
+    return tf.concat(flat, axis=1)
 
 
 def encode_boxes(boxes, anchors):
@@ -119,9 +117,7 @@ class AnchorLabeler:
         ignored = ~positive & (best_iou >= self.unmatched_threshold)
 
         matched_labels = tf.gather(gt_label_ids, matched_gt) - 1
-        cls_targets = tf.where(
-            positive, matched_labels, tf.where(ignored, IGNORE, BACKGROUND)
-        )
+        cls_targets = tf.where(positive, matched_labels, tf.where(ignored, IGNORE, BACKGROUND))
         encoded = encode_boxes(tf.gather(gt_boxes, matched_gt), self.anchors)
         box_targets = tf.where(positive[:, tf.newaxis], encoded, 0.0)
         num_positives = tf.reduce_sum(tf.cast(positive, tf.float32))
@@ -129,10 +125,10 @@ class AnchorLabeler:
 
     @staticmethod
     def _force_matches(iou, valid):
-        """For each anchor, the ground truth that claims it as its best anchor, and whether any does."""
+        """Per anchor: the ground truth claiming it as its best anchor, and whether one does."""
         best_anchor = tf.argmax(iou, axis=1, output_type=tf.int32)
-        claims = valid & (tf.reduce_max(iou, axis=1) > 0.0)
-        claim_matrix = tf.one_hot(best_anchor, tf.shape(iou)[1]) * tf.cast(claims, tf.float32)[:, tf.newaxis]
+        claims = tf.cast(valid & (tf.reduce_max(iou, axis=1) > 0.0), tf.float32)
+        claim_matrix = tf.one_hot(best_anchor, tf.shape(iou)[1]) * claims[:, tf.newaxis]
         forced_gt = tf.argmax(claim_matrix, axis=0, output_type=tf.int32)
         forced = tf.reduce_max(claim_matrix, axis=0) > 0.0
         return forced_gt, forced

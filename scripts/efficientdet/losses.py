@@ -4,7 +4,8 @@ Keras' binary_focal_crossentropy is not used: it applies label smoothing before 
 factor and computes the cross-entropy from clipped probabilities, where automl applies the
 focal factor to the unsmoothed labels and uses the logits directly. Keras has no GIoU, and
 its compute_ciou adds epsilons to heights and unions; the IoU terms are written here with
-automl's divide-no-nan semantics (centre distances taken per box).
+automl's divide-no-nan semantics, centre distances taken per box (automl's DIoU/CIoU take one
+norm over all boxes) and the CIoU trade-off alpha held constant in the gradient, as the paper.
 """
 
 import math
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from efficientdet.anchors import IGNORE, decode_boxes, merge_levels
 
-IOU_LOSS_TYPES = ("giou", "ciou")
+IOU_LOSS_TYPES = ("iou", "giou", "diou", "ciou")
 
 
 def focal_loss(logits, targets, alpha=0.25, gamma=1.5, label_smoothing=0.0):
@@ -30,7 +31,9 @@ def focal_loss(logits, targets, alpha=0.25, gamma=1.5, label_smoothing=0.0):
 
 def huber_loss(box_outputs, box_targets, delta=0.1):
     """Element-wise Huber loss between box deltas, same shape as the inputs."""
-    return keras.losses.huber(box_targets[..., tf.newaxis], box_outputs[..., tf.newaxis], delta=delta)
+    return keras.losses.huber(
+        box_targets[..., tf.newaxis], box_outputs[..., tf.newaxis], delta=delta
+    )
 
 
 def _box_geometry(boxes):
@@ -41,7 +44,9 @@ def _box_geometry(boxes):
 
 
 def box_iou(pred_boxes, target_boxes, iou_type):
-    """Element-wise IoU variant ("iou", "giou" or "ciou") between yxyx boxes [..., 4]."""
+    """Element-wise IoU variant (one of IOU_LOSS_TYPES) between yxyx boxes [..., 4]."""
+    if iou_type not in IOU_LOSS_TYPES:
+        raise ValueError(f"iou type must be one of {IOU_LOSS_TYPES}, got {iou_type!r}")
     p_ymin, p_xmin, p_ymax, p_xmax, p_h, p_w = _box_geometry(pred_boxes)
     t_ymin, t_xmin, t_ymax, t_xmax, t_h, t_w = _box_geometry(target_boxes)
     inter_h = tf.maximum(tf.minimum(p_ymax, t_ymax) - tf.maximum(p_ymin, t_ymin), 0.0)
@@ -56,22 +61,19 @@ def box_iou(pred_boxes, target_boxes, iou_type):
     if iou_type == "giou":
         enclose_area = enclose_h * enclose_w
         return iou - tf.math.divide_no_nan(enclose_area - union, enclose_area)
-    if iou_type != "ciou":
-        raise ValueError(f"iou_type must be one of iou, giou, ciou, got {iou_type!r}")
-    center_distance = ((p_ymin + p_ymax - t_ymin - t_ymax) / 2) ** 2 + (
-        (p_xmin + p_xmax - t_xmin - t_xmax) / 2
-    ) ** 2
-    diagonal = enclose_h**2 + enclose_w**2
+    center_dy = (p_ymin + p_ymax - t_ymin - t_ymax) / 2
+    center_dx = (p_xmin + p_xmax - t_xmin - t_xmax) / 2
+    diou = iou - tf.math.divide_no_nan(center_dy**2 + center_dx**2, enclose_h**2 + enclose_w**2)
+    if iou_type == "diou":
+        return diou
     angle_gap = tf.atan(tf.math.divide_no_nan(t_w, t_h)) - tf.atan(tf.math.divide_no_nan(p_w, p_h))
     v = 4.0 / math.pi**2 * angle_gap**2
     alpha = tf.stop_gradient(tf.math.divide_no_nan(v, 1.0 - iou + v))
-    return iou - tf.math.divide_no_nan(center_distance, diagonal) - alpha * v
+    return diou - alpha * v
 
 
 def iou_loss(pred_boxes, target_boxes, iou_type):
-    """Element-wise 1 - IoU variant ("giou" or "ciou") between yxyx boxes [..., 4]."""
-    if iou_type not in IOU_LOSS_TYPES:
-        raise ValueError(f"iou_loss_type must be one of {IOU_LOSS_TYPES}, got {iou_type!r}")
+    """Element-wise 1 - IoU variant (one of IOU_LOSS_TYPES) between yxyx boxes [..., 4]."""
     return 1.0 - box_iou(pred_boxes, target_boxes, iou_type)
 
 
@@ -96,7 +98,8 @@ def detection_loss(
     cls_outputs / box_outputs: the model's head outputs (lists over levels, see anchors.py).
     cls_targets [B, N] int32, box_targets [B, N, 4], num_positives [B]: AnchorLabeler outputs.
     Anchors labelled -2 add no class loss; only positives add box loss. With `iou_loss_type`
-    ("giou" or "ciou") `anchors` are required and iou_loss_weight * IoU loss joins the total.
+    (one of IOU_LOSS_TYPES) `anchors` are required and iou_loss_weight * IoU loss over the
+    positives joins the total; box_loss stays the Huber loss.
     """
     num_anchors = box_outputs[0].shape[-1] // 4
     num_classes = cls_outputs[0].shape[-1] // num_anchors
@@ -122,9 +125,8 @@ def detection_loss(
     if iou_loss_type:
         # Negatives decode zero deltas, so exp() of arbitrary outputs never reaches the loss.
         positive_deltas = tf.where(positive[..., tf.newaxis], deltas, 0.0)
-        per_anchor = iou_loss(
-            decode_boxes(positive_deltas, anchors), decode_boxes(box_targets, anchors), iou_loss_type
-        )
+        pred_boxes = decode_boxes(positive_deltas, anchors)
+        per_anchor = iou_loss(pred_boxes, decode_boxes(box_targets, anchors), iou_loss_type)
         box_iou_loss = tf.reduce_sum(per_anchor * positive_weight) / (normalizer * 4.0)
         total += iou_loss_weight * box_iou_loss
     return total, class_loss, box_loss

@@ -49,7 +49,8 @@ def postprocess(
     top_logits, top_indices = tf.math.top_k(flat_logits, k=num_candidates)
     anchor_indices = top_indices // num_classes
     channels = top_indices % num_classes
-    boxes = decode_boxes(tf.gather(deltas, anchor_indices, batch_dims=1), tf.gather(anchors, anchor_indices))
+    candidate_deltas = tf.gather(deltas, anchor_indices, batch_dims=1)
+    boxes = decode_boxes(candidate_deltas, tf.gather(anchors, anchor_indices))
     height, width = (float(side) for side in image_size)
     boxes = tf.clip_by_value(boxes, 0.0, [height, width, height, width])
     scores = tf.sigmoid(top_logits)
@@ -58,8 +59,8 @@ def postprocess(
         image_boxes, image_scores, image_channels = inputs
         nms_boxes = image_boxes
         if per_class:
-            offset = tf.cast(image_channels, tf.float32)[:, tf.newaxis] * (max(height, width) + 1.0)
-            nms_boxes = image_boxes + offset
+            class_offsets = tf.cast(image_channels, tf.float32) * (max(height, width) + 1.0)
+            nms_boxes = image_boxes + class_offsets[:, tf.newaxis]
         selected, selected_scores = tf.image.non_max_suppression_with_scores(
             nms_boxes,
             image_scores,
@@ -71,7 +72,8 @@ def postprocess(
         count = tf.shape(selected)[0]
         padding = [[0, max_detections - count]]
         valid = tf.pad(tf.ones([count], tf.bool), padding)
-        kept_boxes = tf.where(valid[:, tf.newaxis], tf.gather(image_boxes, tf.pad(selected, padding)), 0.0)
+        kept_boxes = tf.gather(image_boxes, tf.pad(selected, padding))
+        kept_boxes = tf.where(valid[:, tf.newaxis], kept_boxes, 0.0)
         kept_classes = tf.pad(tf.gather(image_channels, selected) + 1, padding)
         return kept_boxes, tf.pad(selected_scores, padding), kept_classes, count
 

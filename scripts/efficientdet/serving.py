@@ -49,11 +49,10 @@ def detections_from_network(class_logits, box_deltas, config, image_scales=None)
     )
 
 
-class Detector(tf.Module):
+class Detector:
     """A keras EfficientDet with its config, as the functions that exports serve."""
 
     def __init__(self, model, config, num_classes):
-        super().__init__(name="efficientdet")
         self.model = model
         self.config = config
         self.num_classes = num_classes
@@ -85,3 +84,13 @@ class Detector(tf.Module):
             )
         # Named identities give the frozen graph fixed output node names.
         return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}
+
+
+def letterbox(image, image_size):
+    """uint8 image [H, W, 3] -> (uint8 [h, w, 3] resized and padded to `image_size`, scale).
+
+    Fed to `detect` it passes through unchanged (resizing to its own size is exact), so every
+    backend sees the same pixels; original coordinates = returned coordinates * scale.
+    """
+    resized, scale = resize_and_pad(image, image_size)
+    return tf.saturate_cast(tf.round(resized), tf.uint8).numpy(), float(scale)

@@ -55,7 +55,7 @@ class DetectionTrainer(keras.Model):
     def call(self, images, training=False):
         return self.detector(images, training=training)
 
-    def _losses(self, detector, images, targets, training):
+    def _detection_losses(self, detector, images, targets, training):
         class_outputs, box_outputs = detector(images, training=training)
         total, class_loss, box_loss = detection_loss(
             class_outputs, box_outputs, targets["cls_targets"], targets["box_targets"],
@@ -75,7 +75,7 @@ class DetectionTrainer(keras.Model):
         images, targets = data
         variables = self.detector.trainable_variables
         with tf.GradientTape() as tape:
-            losses = self._losses(self.detector, images, targets, training=True)
+            losses = self._detection_losses(self.detector, images, targets, training=True)
             # Gradients are summed over replicas: each contributes its share of the mean.
             scaled = self.optimizer.scale_loss(scale_loss_for_distribution(losses["loss"]))
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -86,5 +86,5 @@ class DetectionTrainer(keras.Model):
 
     def test_step(self, data):
         images, targets = data
-        losses = self._losses(self.average_detector, images, targets, training=False)
+        losses = self._detection_losses(self.average_detector, images, targets, training=False)
         return self._record(losses)

@@ -17,6 +17,15 @@ from efficientdet.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingData:
+    train_files: list
+    val_files: list
+    label_map: dict
+    num_train: int
+    max_objects: int
+
+
+@dataclasses.dataclass(frozen=True)
 class RecordSummary:
     """Counted from the records themselves."""
 
@@ -95,3 +104,49 @@ def max_objects_from_stats(path):
     if not isinstance(value, int) or value < 0:
         raise UserError(f"{path}: max_objects_per_image missing or not a count")
     return value
+
+
+def describe_training_data(options, hparams):
+    """Training files, label map, size and objects per image; errors for unusable data."""
+    if not options.train_file_pattern:
+        raise UserError("--train_file_pattern is required (TFRecords of the training split)")
+    train_files = match_files(options.train_file_pattern, "train_file_pattern")
+    folder = dataset_folder(options.train_file_pattern)
+    scanned = None
+
+    def scan():
+        nonlocal scanned
+        scanned = scanned or scan_records(train_files)
+        return scanned
+
+    label_map_source = options.label_map or hparams.get("label_map")
+    if label_map_source:
+        label_map = load_label_map(label_map_source, "--label_map")
+    elif (folder / "label_map.yaml").is_file():
+        label_map = load_label_map(folder / "label_map.yaml", "label_map.yaml")
+    else:
+        label_map = scan().label_map
+        if not label_map:
+            raise UserError(f"{options.train_file_pattern}: the records hold no object labels")
+
+    max_objects = hparams.get("max_instances_per_image")
+    if max_objects is None:
+        stats = Path(options.dataset_stats or folder / "stats" / "summary.yaml")
+        max_objects = max_objects_from_stats(stats)
+        if max_objects is None:
+            max_objects = scan().max_objects
+    num_train = scanned.num_examples if scanned else count_records(train_files)
+    if num_train < options.batch_size:
+        raise UserError(
+            f"{options.train_file_pattern}: the training split has {num_train} images, fewer "
+            f"than the batch size {options.batch_size}; lower the batch size (train.batch_size)"
+        )
+
+    val_files = []
+    if options.mode == "traineval":
+        if not options.val_file_pattern:
+            raise UserError("--mode=traineval needs --val_file_pattern (validation TFRecords)")
+        val_files = match_files(options.val_file_pattern, "val_file_pattern")
+        if count_records(val_files, limit=1) == 0:
+            raise UserError(f"{options.val_file_pattern}: the validation split is empty")
+    return TrainingData(train_files, val_files, label_map, num_train, max(int(max_objects), 1))

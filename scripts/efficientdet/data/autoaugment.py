@@ -239,7 +239,8 @@ def rotation_matrix(degrees, image_size):
     center_y = tf.cast(image_size[0], tf.float32) / 2.0
     center_x = tf.cast(image_size[1], tf.float32) / 2.0
     rotate = _affine([[cos, -sin, 0.0], [sin, cos, 0.0]])
-    return translation_matrix(center_x, center_y) @ rotate @ translation_matrix(-center_x, -center_y)
+    to_center = translation_matrix(-center_x, -center_y)
+    return translation_matrix(center_x, center_y) @ rotate @ to_center
 
 
 def _affine(rows):
@@ -468,7 +469,8 @@ def distort(image, boxes, policy):
     """
     if policy not in POLICY_NAMES:
         raise UserError(
-            f"autoaugment_policy: unknown policy {policy!r}; expected one of {', '.join(POLICY_NAMES)}"
+            f"autoaugment_policy: unknown policy {policy!r}; "
+            f"expected one of {', '.join(POLICY_NAMES)}"
         )
     boxes = tf.cast(boxes, tf.float32)
     if policy == "randaug":

@@ -6,6 +6,8 @@ assigned to anchors, and batches of a fixed size come out. Evaluation: every rec
 shard order, resized and padded to the model size without augmentation.
 """
 
+import os
+
 import tensorflow as tf
 
 from efficientdet.anchors import AnchorLabeler, generate_anchors
@@ -35,7 +37,8 @@ def make_dataset(file_pattern, config, training, batch_size, num_classes, *,
     """Batches of (images, labels) for keras' fit/evaluate or a custom loop.
 
     Args:
-        file_pattern: a glob pattern or path, or a list of them, naming TFRecord shards.
+        file_pattern: a glob pattern or path (str or os.PathLike), or a list of them, naming
+            TFRecord shards.
         config: efficientdet.config.EfficientDetConfig (image_size, anchors, jitter_min/max,
             input_rand_hflip, autoaugment_policy, skip_crowd_during_training,
             max_instances_per_image).
@@ -48,7 +51,8 @@ def make_dataset(file_pattern, config, training, batch_size, num_classes, *,
         input_context: tf.distribute.InputContext from distribute_datasets_from_function: this
             pipeline reads only its share of the shards (of the records when there are fewer
             shards than pipelines).
-        cache: False, True (decoded images kept in memory) or a file path prefix.
+        cache: False, True (decoded images kept in memory) or a file path prefix (suffixed
+            with the input pipeline id under an input_context).
         repeat: repeat forever (default: `training`).
         drop_remainder: default `training` (static batch dimension).
         shuffle_buffer: records in the shuffle buffer (training).
@@ -125,16 +129,25 @@ def decoded_examples(file_pattern, training, input_context=None, cache=False, re
                            deterministic=not training)
 
     if cache:
-        return shuffle_and_repeat(decode(records).cache("" if cache is True else str(cache)))
+        return shuffle_and_repeat(decode(records).cache(_cache_path(cache, input_context)))
     return decode(shuffle_and_repeat(records))
+
+
+def _cache_path(cache, input_context):
+    """'' (memory) for cache=True; a file prefix per input pipeline, as workers may share a disk."""
+    if cache is True:
+        return ""
+    if input_context is None:
+        return os.fspath(cache)
+    return f"{os.fspath(cache)}-{input_context.input_pipeline_id}"
 
 
 def shard_paths(file_pattern):
     """Sorted paths of the files matching a pattern or path, or a list of them."""
-    patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
+    patterns = [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else file_pattern
     paths = set()
     for pattern in patterns:
-        matches = tf.io.gfile.glob(str(pattern))
+        matches = tf.io.gfile.glob(os.fspath(pattern))
         if not matches:
             raise UserError(f"{pattern}: no TFRecord file matches")
         paths.update(matches)
@@ -223,16 +236,16 @@ def prepare_example(example, config, training):
 
 
 def _label_checks(example, num_classes):
+    classes, source_id = example["classes"], example["source_id"]
     return [
-        tf.debugging.assert_greater_equal(
-            example["classes"], 1, message="image/object/class/label: label ids start at 1",
-            data=[example["source_id"]],
+        tf.debugging.Assert(
+            tf.reduce_all(classes >= 1),
+            ["image/object/class/label: label ids start at 1; source_id", source_id],
         ),
-        tf.debugging.assert_less_equal(
-            example["classes"], num_classes,
-            message=f"image/object/class/label: label id above num_classes={num_classes} "
-                    "(label map and model disagree)",
-            data=[example["source_id"]],
+        tf.debugging.Assert(
+            tf.reduce_all(classes <= num_classes),
+            [f"image/object/class/label: label id above num_classes={num_classes} (label map "
+             "and model disagree); source_id", source_id],
         ),
     ]
 
@@ -256,11 +269,10 @@ def _model_inputs(example, labeler, max_instances):
 def _pad(values, max_instances, source_id):
     """Pad the first dimension to max_instances with PADDING."""
     count = tf.shape(values)[0]
-    fits = tf.debugging.assert_less_equal(
-        count, max_instances,
-        message=f"max_instances_per_image={max_instances} is below the number of objects in "
-                "an image (source_id, count follow); raise it",
-        data=[source_id, count],
+    fits = tf.debugging.Assert(
+        count <= max_instances,
+        [f"max_instances_per_image={max_instances} is below the number of objects of an image; "
+         "raise it. source_id, objects:", source_id, count],
     )
     with tf.control_dependencies([fits]):
         padding = [[0, max_instances - count]] + [[0, 0]] * (len(values.shape) - 1)

@@ -12,6 +12,10 @@ from lxml import etree
 
 from efficientdet.errors import UserError
 
+_ENTITIES_REFUSED = (
+    "{path}: refused: the XML declares or uses entities or an external DTD "
+    "(entity expansion and external entities are not allowed in annotations)"
+)
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"", "0", "false", "no", "unspecified"}
@@ -51,10 +55,7 @@ def _refuse_entities(tree, path):
     external = docinfo.system_url or docinfo.public_id
     references = any(isinstance(node, etree._Entity) for node in tree.iter())
     if declares_entities or external or references:
-        raise UserError(
-            f"{path}: refused: the XML declares or uses entities or an external DTD "
-            "(entity expansion and external entities are not allowed in annotations)"
-        )
+        raise UserError(_ENTITIES_REFUSED.format(path=path))
 
 
 def _flag(element, tag, path, index):
@@ -111,11 +112,15 @@ def _size(root):
 def parse_annotation(path):
     """Reads one VOC XML file; raises UserError naming the file and the problem."""
     try:
-        tree = etree.parse(str(path), _parser())
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror})") from None
+    if b"<!ENTITY" in data:
+        raise UserError(_ENTITIES_REFUSED.format(path=path))
+    try:
+        tree = etree.fromstring(data, _parser()).getroottree()
     except etree.XMLSyntaxError as error:
         raise UserError(f"{path}: not well-formed XML ({error})") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read ({error})") from None
     _refuse_entities(tree, path)
     root = tree.getroot()
     if not isinstance(root.tag, str) or etree.QName(root).localname != "annotation":

@@ -1,7 +1,8 @@
 """BiFPN, the weighted bidirectional feature pyramid of EfficientDet.
 
 Layer names follow google/automl's variable scopes (fpn_cells/cell_0/fnode3/resample_0_0_8/...),
-so a variable's path is its name in an official checkpoint.
+so a variable's path is its name in an official checkpoint. Sublayers and weights are held in
+tuples, not lists: tf.train.Checkpoint does not see into Keras' tracked lists (keras 3.15).
 """
 
 import numpy as np
@@ -116,19 +117,19 @@ class FusionNode(keras.layers.Layer):
 
     def build(self, features_shape):
         target_size = features_shape[self.target_id][1:3]
-        self.resamplers = [
+        self.resamplers = tuple(
             ResampleFeatureMap(
                 self.num_filters, target_size,
                 name=f"resample_{i}_{input_id}_{len(features_shape)}",
             )
             for i, input_id in enumerate(self.input_ids)
-        ]
-        self.edge_weights = []
+        )
+        self.edge_weights = ()
         if self.weight_method != "sum":
-            self.edge_weights = [
+            self.edge_weights = tuple(
                 self.add_weight(shape=(), initializer="ones", name="WSM" + (f"_{i}" if i else ""))
                 for i in range(len(self.input_ids))
-            ]
+            )
         self.combine = OpAfterCombine(
             self.num_filters, self.act_type, name=f"op_after_combine{len(features_shape)}"
         )
@@ -162,11 +163,11 @@ class BiFPNCell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.min_level = min_level
         self.max_level = max_level
-        self.fnodes = [
+        self.fnodes = tuple(
             FusionNode(level - min_level, input_ids, num_filters, weight_method, act_type,
                        name=f"fnode{i}")
             for i, (level, input_ids) in enumerate(bifpn_nodes(min_level, max_level))
-        ]
+        )
 
     def call(self, features, training=None):
         features = list(features)
@@ -185,11 +186,11 @@ class BiFPN(keras.layers.Layer):
     def __init__(self, min_level, max_level, num_filters, repeats, weight_method, act_type,
                  **kwargs):
         super().__init__(**kwargs)
-        self.cells = [
+        self.cells = tuple(
             BiFPNCell(min_level, max_level, num_filters, weight_method, act_type,
                       name=f"cell_{i}")
             for i in range(repeats)
-        ]
+        )
 
     def call(self, features, training=None):
         for cell in self.cells:

@@ -1,7 +1,8 @@
 """Class and box prediction heads, shared across pyramid levels.
 
 Convolutions are shared by all levels; each level has its own batch norms (automl's
-class-{repeat}-bn-{level}). Layer names follow automl's variable scopes.
+class-{repeat}-bn-{level}). Layer names follow automl's variable scopes. Sublayers are held in
+tuples, which tf.train.Checkpoint sees into (it does not see into Keras' tracked lists).
 """
 
 import math
@@ -21,14 +22,14 @@ class PredictionHead(keras.layers.Layer):
                  act_type, bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.activation = keras.activations.get(act_type)
-        self.convs = [
+        self.convs = tuple(
             separable_conv(num_filters, name=f"{prefix}-{i}") for i in range(repeats)
-        ]
-        self.batch_norms = [
-            [keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
-             for level in range(min_level, max_level + 1)]
+        )
+        self.batch_norms = tuple(
+            tuple(keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
+                  for level in range(min_level, max_level + 1))
             for i in range(repeats)
-        ]
+        )
         self.predict = separable_conv(
             num_outputs, name=f"{prefix}-predict", bias_initializer=bias_initializer
         )

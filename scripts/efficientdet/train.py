@@ -1,0 +1,114 @@
+"""`efficientdet train`: train an EfficientDet, resuming from the latest checkpoint of the run.
+
+Accepts the original tool's flags, @params files and environment variables (efficientdet.flags).
+The training state lives in --model_dir (models/{run}/ in the workflow):
+
+    checkpoints/ckpt-{global_step}.*  tf.train.Checkpoint with `model` (the trained weights),
+                                      `ema_model` (their moving average: evaluate and export
+                                      these), `optimizer` and `epoch`; one per epoch, the last
+                                      --keep_checkpoints kept
+    model.yaml                        model name, image size, label map and hyperparameters
+    history.csv                       one row per epoch: losses, learning rate, step, val_loss
+    logs/                             TensorBoard (train/, validation/)
+
+A rerun resumes from the latest checkpoint, also after the process was killed; a larger
+--num_epochs continues a finished run.
+"""
+
+import dataclasses
+import json
+import logging
+import time
+
+from efficientdet import distribute, flags, optimization
+from efficientdet.config import EfficientDetConfig, get_config
+from efficientdet.data.atomic import atomic_output
+from efficientdet.errors import UserError
+from efficientdet.training_data import describe_training_data
+from efficientdet.training_run import TrainingRun
+
+log = logging.getLogger(__name__)
+
+TRAIN_FLAGS = (
+    flags.Flag("image_size", str, None, "model input size, an int or WxH (default: the variant's)"),
+    flags.Flag("label_map", str, None,
+               "label_map.yaml of the dataset (default: beside the tfrecords folder, else read "
+               "from the records)"),
+    flags.Flag("dataset_stats", str, None,
+               "summary.yaml giving max_objects_per_image (default: beside the tfrecords folder)"),
+    flags.Flag("strategy", str, "default", "distribution strategy",
+               choices=("default", "mirrored", "multi_worker", "tpu")),
+    flags.Flag("tpu", str, None, "TPU name or grpc:// address for --strategy=tpu"),
+    flags.Flag("mixed_precision", str, "auto",
+               "auto (float16 on GPU, bfloat16 on TPU), float32, mixed_float16, mixed_bfloat16",
+               choices=("auto", "float32", "mixed_float16", "mixed_bfloat16")),
+    flags.Flag("jit_compile", flags.parse_bool, False, "compile training steps with XLA"),
+    flags.Flag("steps_per_execution", flags.positive_int, 1, "training steps per tf.function call"),
+    flags.Flag("keep_checkpoints", flags.positive_int, 10, "number of checkpoints to keep"),
+    flags.Flag("done", str, None, "JSON file written when training completes"),
+)
+
+
+def add_arguments(parser):
+    flags.add_flags(parser, flags.ORIGINAL_FLAGS + TRAIN_FLAGS)
+
+
+def run(args):
+    options = flags.resolve(args)
+    if options.mode == "eval":
+        raise UserError("--mode=eval: evaluation is `efficientdet evaluate` (same flags)")
+    train(options)
+
+
+def train(options):
+    """Trains as `options` (resolved flags) say; returns the summary also written to --done."""
+    started = time.time()
+    if not options.model_dir:
+        raise UserError("--model_dir is required: it holds the checkpoints of the run")
+    hparams = flags.parse_hparams(options.hparams)
+    data = describe_training_data(options, hparams)
+    strategy = distribute.make_strategy(options.strategy, options.tpu)
+    distribute.set_precision(options.mixed_precision, strategy)
+    config, params = training_params(options, hparams, data)
+    run = TrainingRun(options, config, params, data, strategy)
+    if run.initial_epoch >= options.num_epochs:
+        log.info("%s: already trained %d epochs (--num_epochs=%d)", options.model_dir,
+                 run.initial_epoch, options.num_epochs)
+    else:
+        run.fit()
+    summary = {
+        "model_dir": options.model_dir,
+        "model_name": config.name,
+        "epochs": run.epochs_done(),
+        "global_step": run.global_step(),
+        "checkpoint": run.latest_checkpoint(),
+        "seconds": round(time.time() - started, 1),
+    }
+    run.close()
+    if run.chief and options.done:
+        with atomic_output(options.done) as temporary:
+            temporary.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def training_params(options, hparams, data):
+    """(model config, optimisation params) from the variant, hparams and the data."""
+    model_keys = {field.name for field in dataclasses.fields(EfficientDetConfig)}
+    num_classes = max(data.label_map)
+    if hparams.get("num_classes") not in (None, num_classes):
+        raise UserError(
+            f"hparams num_classes={hparams['num_classes']} but the label map has ids up to "
+            f"{num_classes}"
+        )
+    overrides = {key: value for key, value in hparams.items() if key in model_keys}
+    overrides["max_instances_per_image"] = data.max_objects
+    if options.image_size:
+        overrides["image_size"] = options.image_size
+    training_keys = set(optimization.DEFAULTS) - model_keys
+    unknown = set(hparams) - model_keys - training_keys - {"label_map", "num_classes"}
+    if unknown:
+        raise UserError(f"--hparams: unknown key(s) {', '.join(sorted(unknown))}")
+    config = get_config(options.model_name, **overrides)
+    params = {key: getattr(config, key, value) for key, value in optimization.DEFAULTS.items()}
+    params.update({key: value for key, value in hparams.items() if key in training_keys})
+    return config, params

@@ -1,0 +1,196 @@
+"""One training run in its model_dir: model and optimizer, resume from checkpoints, Keras fit."""
+
+import logging
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+import yaml
+
+from efficientdet import build_model, distribute, optimization
+from efficientdet.data.atomic import atomic_output
+from efficientdet.data.input import make_dataset
+from efficientdet.errors import UserError
+from efficientdet.trainer import DetectionTrainer
+from efficientdet.training_callbacks import EpochCheckpoints
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+DESCRIPTION = "model.yaml"
+HISTORY = "history.csv"
+TENSORBOARD = "logs"
+# What a resumed run must share with the checkpoints it resumes from.
+IDENTITY = ("model_name", "image_size", "label_map")
+
+
+class TrainingRun:
+    """The model, optimizer and checkpoints of the run in `options.model_dir`.
+
+    Builds everything under `strategy`'s scope, then restores the latest checkpoint, or (first
+    start) loads `options.pretrained_ckpt` and records the run's description in model.yaml.
+    """
+
+    def __init__(self, options, config, params, data, strategy):
+        self.options = options
+        self.config = config
+        self.data = data
+        self.strategy = strategy
+        self.chief = distribute.is_chief(strategy)
+        self.model_dir = Path(options.model_dir)
+        self.steps_per_epoch = max(
+            (options.num_examples_per_epoch or data.num_train) // options.batch_size, 1
+        )
+        description = describe_run(config, params, data.label_map)
+        latest = tf.train.latest_checkpoint(self.model_dir / CHECKPOINTS)
+        if latest:
+            check_same_run(self.model_dir / DESCRIPTION, description)
+        with strategy.scope():
+            self._build(params)
+            if latest:
+                self._restore(latest)
+            else:
+                self._initialize()
+        if self.chief and not latest:
+            with atomic_output(self.model_dir / DESCRIPTION) as temporary:
+                temporary.write_text(yaml.safe_dump(description, sort_keys=False))
+        self.initial_epoch = int(self.epoch.numpy())
+
+    def _build(self, params):
+        num_classes = max(self.data.label_map)
+        self.detector = build_model(self.config.name, num_classes, self.config.image_size)
+        average = build_model(self.config.name, num_classes, self.config.image_size)
+        frozen = optimization.freeze_variables(self.detector, params["var_freeze_expr"])
+        if frozen:
+            log.info("frozen: %d variables matching %r", len(frozen), params["var_freeze_expr"])
+        self.trainer = DetectionTrainer(self.detector, average, self.config, params)
+        schedule = optimization.learning_rate_schedule(
+            params, self.options.batch_size, self.steps_per_epoch, self.options.num_epochs
+        )
+        self.trainer.compile(
+            optimizer=optimization.make_optimizer(params, schedule),
+            jit_compile=self.options.jit_compile,
+            steps_per_execution=self.options.steps_per_execution,
+        )
+        self.trainer.optimizer.build(self.detector.trainable_variables)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.detector, ema_model=average, optimizer=self.trainer.optimizer,
+            epoch=self.epoch,
+        )
+        # Workers other than the chief write their (identical) copy to a scratch folder.
+        folder = self.model_dir / CHECKPOINTS
+        if not self.chief:
+            folder = self.model_dir / f".{distribute.task_name(self.strategy)}"
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, folder, max_to_keep=self.options.keep_checkpoints,
+            checkpoint_name="ckpt",
+        )
+
+    def _restore(self, path):
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise UserError(f"{path}: cannot resume from this checkpoint ({error})") from None
+        log.info("resuming from %s (epoch %d, step %d)", path, int(self.epoch.numpy()),
+                 self.global_step())
+
+    def _initialize(self):
+        if self.options.pretrained_ckpt:
+            from efficientdet import load_checkpoint
+
+            load_checkpoint(self.detector, self.options.pretrained_ckpt)
+            log.info("initialised from %s", self.options.pretrained_ckpt)
+        self.trainer.average.reset()
+
+    def fit(self):
+        options = self.options
+        callbacks = [EpochCheckpoints(self.manager, self.epoch, self.trainer.optimizer.iterations)]
+        if self.chief:
+            callbacks += [
+                keras.callbacks.CSVLogger(str(self.model_dir / HISTORY), append=True),
+                keras.callbacks.TensorBoard(
+                    str(self.model_dir / TENSORBOARD), profile_batch=(2, 6) if options.profile else 0
+                ),
+            ]
+        validation, validation_steps = None, None
+        if self.data.val_files:
+            validation = self._dataset(self.data.val_files, training=False)
+            if options.eval_samples:
+                validation_steps = math.ceil(options.eval_samples / options.batch_size)
+        self.trainer.fit(
+            self._dataset(self.data.train_files, training=True),
+            epochs=options.num_epochs,
+            initial_epoch=self.initial_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            validation_data=validation,
+            validation_steps=validation_steps,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+
+    def _dataset(self, files, training):
+        num_classes = max(self.data.label_map)
+
+        def dataset(input_context=None):
+            return make_dataset(
+                files, self.config, training, self.options.batch_size, num_classes,
+                input_context=input_context,
+            )
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return dataset()
+        return self.strategy.distribute_datasets_from_function(dataset)
+
+    def epochs_done(self):
+        return int(self.epoch.numpy())
+
+    def global_step(self):
+        return int(self.trainer.optimizer.iterations.numpy())
+
+    def latest_checkpoint(self):
+        return tf.train.latest_checkpoint(self.model_dir / CHECKPOINTS)
+
+    def close(self):
+        """Removes a non-chief worker's scratch checkpoints."""
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+
+
+def describe_run(config, params, label_map):
+    """What model.yaml records: enough to rebuild the model and to refuse a mismatched resume."""
+    return {
+        "model_name": config.name,
+        "image_size": list(config.image_size),
+        "num_classes": max(label_map),
+        "label_map": dict(label_map),
+        "config": _plain(config.as_dict()),
+        "optimization": _plain(params),
+    }
+
+
+def check_same_run(path, description):
+    """Refuses to resume checkpoints made for another model, size or label map."""
+    if not path.is_file():
+        return
+    recorded = yaml.safe_load(path.read_text()) or {}
+    for key in IDENTITY:
+        if recorded.get(key) != description[key]:
+            raise UserError(
+                f"{path}: the checkpoints of this run were trained with {key} "
+                f"{recorded.get(key)}, not {description[key]}; train under another run name "
+                "(train.run / --model_dir) or delete the run's folder"
+            )
+
+
+def _plain(value):
+    """Tuples to lists, recursively, for YAML."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,240 @@
+"""One test per class of bad input: a clear error naming the file and the problem, a non-zero
+exit, no output left behind; or, where the issue says so, a warning in the validation report."""
+
+import hashlib
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+
+from efficientdet.cli import main
+from efficientdet.data.annotations import read_frame
+
+from conftest import run_cli
+from data_helpers import INDEX_OUTPUTS, image_bytes, index_dataset, voc_xml, write_image, write_pair, write_zip
+
+DOG = [("dog", 2, 3, 40, 30)]
+
+
+def _unpack(archive, output, *extra):
+    return main(["unpack", "--archive", str(archive), "--output", str(output), *extra])
+
+
+def _assert_failed(code, caplog, *fragments):
+    assert code == 1
+    for fragment in fragments:
+        assert fragment in caplog.text, caplog.text
+
+
+def _assert_nothing_written(folder):
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+# --- archives -------------------------------------------------------------------------------
+
+
+def test_zip_slip_entry(tmp_path, caplog):
+    archive = write_zip(tmp_path / "d.zip", {"ok/a.txt": b"a", "ok/../../evil.txt": b"x"})
+    code = _unpack(archive, tmp_path / "out" / "voc")
+    _assert_failed(code, caplog, "d.zip: entry 'ok/../../evil.txt' escapes the extraction folder")
+    _assert_nothing_written(tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("name", ["/etc/cron.d/evil", "C:/Windows/evil.dll"])
+def test_absolute_path_entry(tmp_path, caplog, name):
+    archive = write_zip(tmp_path / "d.zip", {"a.txt": b"a", name: b"x"})
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog, f"entry '{name}' has an absolute path")
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_symbolic_link_entry(tmp_path, caplog):
+    link = zipfile.ZipInfo("data/passwd.jpg")
+    link.external_attr = 0o120777 << 16
+    archive = write_zip(tmp_path / "d.zip", {"data/a.jpg": b"a", link: b"/etc/passwd"})
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog,
+                   "entry 'data/passwd.jpg' is a symbolic link; links are refused")
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_oversized_archive(tmp_path, caplog):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zip_file:
+        zip_file.writestr("zeros.bin", bytes(2_000_000))
+    assert archive.stat().st_size < 10_000
+    code = _unpack(archive, tmp_path / "out" / "voc", "--max-gb", "0.001")
+    _assert_failed(code, caplog, "bomb.zip: oversized archive, more than 1000000 bytes uncompressed")
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_corrupt_zip_through_the_command_line(tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(b"PK\x03\x04 this is not really a zip archive")
+    result = run_cli("unpack", "--archive", archive, "--output", tmp_path / "voc", check=False)
+    assert result.returncode == 1
+    assert "broken.zip: corrupt or not a zip archive" in result.stderr
+    assert not (tmp_path / "voc").exists()
+
+
+def test_zip_with_a_damaged_member(tmp_path, caplog):
+    archive = write_zip(tmp_path / "d.zip", {"a.jpg": image_bytes(), "b.jpg": image_bytes(seed=1)})
+    data = bytearray(archive.read_bytes())
+    data[100] ^= 0xFF  # inside a.jpg's stored bytes: its CRC no longer matches
+    archive.write_bytes(bytes(data))
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog, "d.zip: corrupt")
+    _assert_nothing_written(tmp_path / "out")
+
+
+# --- annotations ----------------------------------------------------------------------------
+
+
+def _dataset_with_xml(tmp_path, xml, size=(64, 48)):
+    voc = tmp_path / "voc"
+    write_image(voc / "img.jpg", *size)
+    write_pair(voc, "good", DOG)
+    (voc / "img.xml").write_bytes(xml)
+    return voc
+
+
+def _index_fails(tmp_path, caplog, voc, *fragments, extra=()):
+    out = tmp_path / "out"
+    _assert_failed(index_dataset(voc, out, *extra), caplog, *fragments)
+    _assert_nothing_written(out)
+
+
+def _index_warns(tmp_path, voc, *warnings, extra=()):
+    out = tmp_path / "out"
+    assert index_dataset(voc, out, *extra) == 0
+    assert sorted(path.name for path in out.iterdir()) == sorted(INDEX_OUTPUTS)
+    report = (out / "report.txt").read_text()
+    for warning in warnings:
+        assert warning in report, report
+    return read_frame(out / "annotations.csv")
+
+
+def test_entity_expansion(tmp_path, caplog):
+    xml = b'<!DOCTYPE a [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]>' \
+          b"<annotation><object><name>&y;</name></object></annotation>"
+    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
+                 "img.xml: refused: the XML declares or uses entities")
+
+
+def test_external_entity(tmp_path, caplog):
+    xml = b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotation>&x;</annotation>'
+    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
+                 "img.xml: refused: the XML declares or uses entities")
+    assert "root:" not in caplog.text
+
+
+def test_xml_that_is_not_voc(tmp_path, caplog):
+    xml = b"<svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>"
+    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
+                 "img.xml: not a PASCAL VOC annotation")
+
+
+def test_missing_size_uses_the_real_one(tmp_path):
+    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml(DOG, size=None), (80, 60)),
+                         "img.xml: no valid <size>; using the image's 80x60")
+    assert table.loc[table["image"] == "img.jpg", ["width", "height"]].values.tolist() == [[80, 60]]
+
+
+def test_size_disagreeing_with_the_image(tmp_path):
+    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml(DOG, size=(500, 375)), (80, 60)),
+                         "img.xml: <size> 500x375 differs from the image's 80x60; using the image's")
+    assert table.loc[table["image"] == "img.jpg", ["width", "height"]].values.tolist() == [[80, 60]]
+
+
+def test_box_outside_the_image_is_clipped(tmp_path):
+    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml([("dog", -3, 5, 70, 20)])),
+                         "img.xml: box 1 (dog) reaches outside the 64x48 image (-3,5,70,20); clipped")
+    assert table.loc[table["image"] == "img.jpg", ["xmin", "xmax"]].values.tolist() == [[0, 64]]
+
+
+def test_inverted_box(tmp_path, caplog):
+    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, voc_xml([("dog", 30, 5, 10, 20)])),
+                 "img.xml: box 1 (dog) is inverted: xmin 30, ymin 5, xmax 10, ymax 20")
+
+
+def test_zero_area_box_is_dropped(tmp_path):
+    xml = voc_xml([("dog", 10, 5, 10, 20), ("cat", 1, 1, 9, 9)])
+    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, xml),
+                         "img.xml: box 1 (dog) has zero area; dropped")
+    assert table.loc[table["image"] == "img.jpg", "class"].tolist() == ["cat"]
+
+
+def test_fractional_coordinates_are_accepted(tmp_path):
+    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml([("dog", 1.25, 2.5, 30.75, 40.125)])))
+    row = table.loc[table["image"] == "img.jpg", ["xmin", "ymin", "xmax", "ymax"]]
+    assert row.values.tolist() == [[1.25, 2.5, 30.75, 40.125]]
+
+
+def test_unknown_class_with_a_given_label_map(tmp_path, caplog):
+    voc = _dataset_with_xml(tmp_path, voc_xml([("horse", 1, 1, 9, 9)]))
+    _index_fails(tmp_path, caplog, voc, "classes not in the given label map", "'horse' in img.xml",
+                 extra=("--label-map", "{1: dog}"))
+
+
+def test_xml_without_its_image_lists_them_all(tmp_path, caplog):
+    voc = tmp_path / "voc"
+    write_pair(voc, "good", DOG)
+    for stem in ("lost1", "lost2"):
+        (voc / f"{stem}.xml").write_bytes(voc_xml(DOG, filename="good.jpg"))
+    _index_fails(tmp_path, caplog, voc, "2 annotation file(s) without an image of the same stem",
+                 "lost1.xml", "lost2.xml")
+
+
+def test_image_without_xml_is_a_negative_example(tmp_path):
+    voc = tmp_path / "voc"
+    write_pair(voc, "good", DOG)
+    write_image(voc / "background.png")
+    table = _index_warns(tmp_path, voc, "1 image(s) without objects kept as negative examples: background.png")
+    assert table.loc[table["image"] == "background.png", "class"].tolist() == [""]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_image"])
+def test_truncated_or_undecodable_image(tmp_path, caplog, damage):
+    voc = tmp_path / "voc"
+    write_pair(voc, "good", DOG)
+    image, _ = write_pair(voc, "bad", DOG, size=(200, 150))
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) - 50] if damage == "truncated" else b"GIF89a garbage")
+    _index_fails(tmp_path, caplog, voc, "bad.jpg: cannot decode the image (truncated, corrupt or not an image)")
+
+
+@pytest.mark.parametrize("mode, color", [("L", "grayscale"), ("CMYK", "CMYK")])
+def test_grayscale_and_cmyk_jpegs_are_kept_with_a_warning(tmp_path, mode, color):
+    voc = tmp_path / "voc"
+    write_pair(voc, "good", DOG)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).convert(mode).save(buffer, "JPEG")
+    (voc / "odd.jpg").write_bytes(buffer.getvalue())
+    (voc / "odd.xml").write_bytes(voc_xml(DOG))
+    table = _index_warns(tmp_path, voc, f"odd.jpg: {color} JPEG, kept as is (decoders expand it to RGB)")
+    assert table.loc[table["image"] == "odd.jpg", "format"].tolist() == ["jpeg"]
+
+
+def test_empty_dataset(tmp_path, caplog):
+    voc = tmp_path / "voc"
+    (voc / "docs").mkdir(parents=True)
+    (voc / "docs" / "README.txt").write_text("nothing here")
+    _index_fails(tmp_path, caplog, voc, "voc: empty dataset, no image files found")
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/voc.zip", "javascript:alert(1)"])
+def test_unsupported_url_scheme(tmp_path, caplog, url):
+    code = main(["download", "--source", url, "--output", str(tmp_path / "d.zip")])
+    _assert_failed(code, caplog, f"{url}: unsupported URL scheme")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sha256_mismatch(tmp_path, caplog):
+    source = write_zip(tmp_path / "source.zip", {"a.txt": b"a"})
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    code = main(["download", "--source", str(source), "--sha256", wrong,
+                 "--output", str(tmp_path / "out" / "d.zip")])
+    _assert_failed(code, caplog, "source.zip: sha256 mismatch", f"expected {wrong}")
+    _assert_nothing_written(tmp_path / "out")

@@ -1,0 +1,98 @@
+"""The data stage as Snakemake runs it, in a temporary directory, on the bundled sample."""
+
+import functools
+import hashlib
+import http.server
+import os
+import threading
+
+import pytest
+import yaml
+
+from conftest import BIN, SAMPLE_ZIP, run_snakemake
+
+
+@pytest.fixture(autouse=True)
+def venv_on_path(monkeypatch):
+    """Rules call `efficientdet`, so the environment's bin folder must be on PATH."""
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def _configure(workdir, **dataset):
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["dataset"].update(dataset)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _mtimes(folder):
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def test_tfrecords_stats_and_inspect_then_nothing_to_do(workdir):
+    _configure(workdir, images_per_shard=40, inspect_images=4)
+    run_snakemake(workdir, "tfrecords", "dataset_stats", "inspect")
+    data = workdir / "results" / "sample"
+    assert sorted(p.name for p in (data / "tfrecords").iterdir()) == [
+        "train-00000-of-00003.tfrecord", "train-00001-of-00003.tfrecord",
+        "train-00002-of-00003.tfrecord", "val-00000-of-00002.tfrecord", "val-00001-of-00002.tfrecord",
+    ]
+    assert (data / "val_coco.json").is_file()
+    assert yaml.safe_load((data / "stats" / "summary.yaml").read_text())["max_objects_per_image"] == 3
+    assert [len(list((data / "inspect" / s).glob("*.jpg"))) for s in ("train", "val")] == [4, 4]
+    assert (data / "validation_report.txt").read_text().startswith("# Validation report")
+    assert (workdir / "logs" / "sample" / "shard" / "val-00001-of-00002.log").is_file()
+    before = _mtimes(workdir / "results")
+
+    again = run_snakemake(workdir, "tfrecords", "dataset_stats", "inspect")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert _mtimes(workdir / "results") == before
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        self.server.requests.append(self.command)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serves a folder holding the sample zip on 127.0.0.1; yields (base URL, request log)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "voc.zip").write_bytes(SAMPLE_ZIP.read_bytes())
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(served)))
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", server.requests
+    server.shutdown()
+    thread.join()
+
+
+def test_http_download_with_sha256_is_not_repeated(workdir, http_server):
+    base_url, requests = http_server
+    sha256 = hashlib.sha256(SAMPLE_ZIP.read_bytes()).hexdigest()
+    _configure(workdir, name="web", url=f"{base_url}/voc.zip", sha256=sha256)
+    target = "resources/datasets/web.zip"
+    run_snakemake(workdir, target)
+    assert (workdir / target).read_bytes() == SAMPLE_ZIP.read_bytes()
+    assert requests.count("GET") == 1
+
+    again = run_snakemake(workdir, target)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert requests.count("GET") == 1
+
+
+@pytest.mark.parametrize("dataset, message", [
+    ({"name": "x; rm -rf ~"}, "does not match"),
+    ({"url": "ftp://example.org/voc.zip"}, "does not match"),
+    ({"label_map": {"one": "dog"}}, "does not match"),
+])
+def test_bad_config_values_are_refused_before_anything_runs(workdir, dataset, message):
+    _configure(workdir, **dataset)
+    result = run_snakemake(workdir, "tfrecords", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output and list(dataset)[0] in output
+    assert not (workdir / "results").exists() and not (workdir / "resources" / "datasets").exists()
