@@ -6,6 +6,7 @@ PYTHON ?= python3
 CORES ?= all
 TARGET ?= frozen_model
 BIN = $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test benchmark clean
 

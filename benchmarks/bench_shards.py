@@ -28,11 +28,10 @@ TF_BASELINE = r"""
 import math, sys
 from pathlib import Path
 import tensorflow as tf
-from efficientdet.data.annotations import read_split, read_table
+from efficientdet.data.annotations import read_split
 from efficientdet.data.label_map import read_label_map
 
 data, images_per_shard = Path(sys.argv[1]), int(sys.argv[2])
-entries = read_table(data / "annotations.csv")
 label_of = {name: i for i, name in read_label_map(data / "label_map.yaml").items()}
 out = data / "tf_baseline"
 out.mkdir(exist_ok=True)
@@ -42,7 +41,7 @@ def ints(values): return tf.train.Feature(int64_list=tf.train.Int64List(value=va
 def strings(values): return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
 
 for split in ("train", "val"):
-    selected = read_split(data / "splits" / f"{split}.txt", entries)
+    selected = read_split(data / "splits" / f"{split}.txt", data / "annotations.csv")
     count = math.ceil(len(selected) / images_per_shard)
     for index in range(count):
         path = out / f"{split}-{index:05d}-of-{count:05d}.tfrecord"

@@ -11,6 +11,9 @@ SAMPLE_ZIP = REPO / "resources" / "sample-voc.zip"
 REFERENCE = REPO.parent / "shared" / "reference"
 BIN = Path(sys.executable).parent
 
+# Rules and tests call `efficientdet` and `snakemake` by name, as users do in an activated venv.
+os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
 
 def run_snakemake(workdir, *args, timeout=900, check=True):
     """Runs the project's Snakefile with `workdir` as working directory; returns the result."""

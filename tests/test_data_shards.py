@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 
 from efficientdet.cli import main
 from efficientdet.data import tfrecord
-from efficientdet.data.annotations import read_split, read_table
+from efficientdet.data.annotations import read_split
 from efficientdet.data.archive import safe_extract
 from efficientdet.sample import write_sample
 
@@ -86,12 +86,12 @@ def test_bundled_sample_is_generated_deterministically(tmp_path):
 
 def test_every_record_decodes_to_the_table(sample):
     data, voc, shards = sample
-    entries = read_table(data / "annotations.csv")
     label_map = yaml.safe_load((data / "label_map.yaml").read_text())
     assert label_map == {1: "circle", 2: "square", 3: "triangle"}
     label_of = {name: label_id for label_id, name in label_map.items()}
     for split, paths in shards.items():
-        expected = {str(e.image_id): e for e in read_split(data / f"{split}.txt", entries)}
+        entries = read_split(data / f"{split}.txt", data / "annotations.csv")
+        expected = {str(entry.image_id): entry for entry in entries}
         seen = []
         for record in _decoded(paths):
             entry = expected[record[tfrecord.SOURCE_ID].decode()]
@@ -110,7 +110,7 @@ def test_every_record_decodes_to_the_table(sample):
             assert [t.decode() for t in record[tfrecord.CLASS_TEXT]] == [b.name for b in entry.objects]
             assert record[tfrecord.IS_CROWD].tolist() == [0] * len(entry.objects)
         assert sorted(seen) == sorted(e.image_id for e in expected.values())  # each exactly once
-    assert sum(len(read_split(data / f"{s}.txt", entries)) for s in SPLITS) == 150
+    assert sum(len(read_split(data / f"{s}.txt", data / "annotations.csv")) for s in SPLITS) == 150
 
 
 def test_shards_are_named_sized_and_disjoint(sample):

@@ -79,13 +79,17 @@ def evaluate(data, *extra, check=True):
                    "--batch_size=2", *extra, check=check)
 
 
-def test_evaluate_writes_metrics_and_plot(project):
+def test_evaluate_writes_metrics_and_plot(project, tmp_path):
+    """Flags as the original tool takes them, from a params file: --model_dir picks the
+    latest checkpoint, --eval_samples limits the images."""
     root, data, run = project
     output = root / "results" / "run" / "eval" / f"ckpt-{STEP}.json"
-    evaluate(data, f"--checkpoint={run}/checkpoints/ckpt-{STEP}", f"--output={output}",
-             f"--tensorboard_dir={run}/logs/validation")
+    params = tmp_path / "params.config"
+    params.write_text(f"--model_dir={run}\n--eval_samples={NUM_VAL - 1}\n# a comment\n")
+    evaluate(data, f"@{params}", f"--output={output}", f"--tensorboard_dir={run}/logs/validation")
     result = json.loads(output.read_text())
-    assert result["step"] == STEP and result["num_images"] == NUM_VAL
+    assert result["checkpoint"] == f"{run}/checkpoints/ckpt-{STEP}" and result["step"] == STEP
+    assert result["num_images"] == NUM_VAL - 1 and result["max_samples"] == NUM_VAL - 1
     assert result["image_size"] == [IMAGE_SIZE, IMAGE_SIZE]
     assert result["ground_truth"] == str(data / "val_coco.json")
     metrics = result["metrics"]
@@ -98,19 +102,6 @@ def test_evaluate_writes_metrics_and_plot(project):
     assert result["num_detections"] == 0 and metrics["AP"] == 0.0
     assert cv2.imread(str(output.with_suffix(".png"))) is not None
     assert list((run / "logs" / "validation").glob("events.out.tfevents.*"))
-
-
-def test_evaluate_original_flags_and_eval_samples(project, tmp_path):
-    """--model_dir picks the latest checkpoint; --eval_samples limits the images; a
-    params file works as with the original tool."""
-    root, data, run = project
-    output = tmp_path / "eval.json"
-    params = tmp_path / "params.config"
-    params.write_text(f"--model_dir={run}\n--eval_samples=2\n")
-    evaluate(data, f"@{params}", f"--output={output}")
-    result = json.loads(output.read_text())
-    assert result["checkpoint"].endswith(f"ckpt-{STEP}") and result["num_images"] == 2
-    assert result["max_samples"] == 2
 
 
 def test_evaluate_errors(project, tmp_path):

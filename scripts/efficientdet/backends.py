@@ -59,7 +59,10 @@ class CheckpointBackend:
     def __init__(self, path, model_name=None, image_size=None, label_map=None):
         from efficientdet import build_model, load_checkpoint
         from efficientdet.checkpoints import checkpoint_prefix
+        from efficientdet.training_run import CHECKPOINTS
 
+        if (Path(path) / CHECKPOINTS).is_dir():
+            path = Path(path) / CHECKPOINTS
         self.path = checkpoint_prefix(os.fspath(path))
         self.description = describe_checkpoint(self.path, model_name, image_size, label_map)
         config = self.description.config

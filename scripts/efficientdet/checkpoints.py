@@ -79,9 +79,11 @@ def checkpoint_prefix(path):
 
 
 def load_project_checkpoint(model, prefix):
-    """A checkpoint written by this project: tf.train.Checkpoint(model=model, ...)."""
+    """A checkpoint written by this project: tf.train.Checkpoint(model=model, ...). Training
+    checkpoints also hold `ema_model`, the moving average of the weights: that is loaded."""
+    averaged = any(name.startswith("ema_model/") for name, _ in tf.train.list_variables(prefix))
     try:
-        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status = tf.train.Checkpoint(**{"ema_model" if averaged else "model": model}).restore(prefix)
         status.expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as error:

@@ -28,7 +28,7 @@ from efficientdet.errors import UserError
 from efficientdet.evaluation_plots import plot_pr_curves
 from efficientdet.postprocess import postprocess
 from efficientdet.serving import model_anchors, nms_options
-from efficientdet.training_data import count_records, dataset_folder
+from efficientdet.training_data import dataset_folder
 from efficientdet.training_run import CHECKPOINTS, DESCRIPTION
 from efficientdet.voc_ap import voc_ap_per_class
 
@@ -71,7 +71,7 @@ def run(args):
     if not options.val_file_pattern:
         raise UserError("--val_file_pattern is required (TFRecords of the validation split)")
     val_files = shard_paths(options.val_file_pattern)
-    if count_records(val_files, limit=1) == 0:
+    if not has_records(val_files):
         raise UserError(f"{options.val_file_pattern}: the validation split is empty")
     ground_truth_path = Path(options.val_json_file
                              or dataset_folder(options.val_file_pattern) / "val_coco.json")
@@ -113,6 +113,13 @@ def run(args):
         log_to_tensorboard(options.tensorboard_dir, result["metrics"], target.step)
     log.info("AP %s, AP50 %s -> %s", _text(result["metrics"]["AP"]),
              _text(result["metrics"]["AP50"]), output)
+
+
+def has_records(files):
+    try:
+        return any(True for _ in tf.data.TFRecordDataset(files).take(1))
+    except tf.errors.OpError as error:
+        raise UserError(f"{files[0]}...: cannot read the TFRecords ({error.message})") from None
 
 
 def describe_model(options, dataset_label_map):

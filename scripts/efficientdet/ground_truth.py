@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from efficientdet.data.annotations import read_split, read_table
+from efficientdet.data.annotations import read_split
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.label_map import read_label_map
 
@@ -46,7 +46,7 @@ def coco_dataset(entries, label_map):
 
 
 def run(args):
-    entries = read_split(args.split, read_table(args.annotations))
+    entries = read_split(args.split, args.annotations)
     dataset = coco_dataset(entries, read_label_map(args.label_map))
     with atomic_output(args.output) as temporary:
         temporary.write_text(json.dumps(dataset), encoding="utf-8")

@@ -50,7 +50,9 @@ def _check(root, pair):
     info = read_image_info(image_path)
     warnings = []
     if info.color in ("grayscale", "CMYK"):
-        warnings.append(f"{image_path}: {info.color} JPEG, kept as is (decoders expand it to RGB)")
+        warnings.append(
+            f"{image_path}: {info.color} {info.format.upper()}, kept as is (decoders expand it to RGB)"
+        )
     objects = []
     if pair.annotation is not None:
         annotation_path = root / pair.annotation

@@ -22,6 +22,7 @@ class TrainingData:
     val_files: list
     label_map: dict
     num_train: int
+    num_val: int
     max_objects: int
 
 
@@ -73,11 +74,9 @@ def scan_records(files):
     return RecordSummary(num_examples, max_objects, dict(sorted(names.items())))
 
 
-def count_records(files, limit=None):
-    """Number of records in `files` (stops counting at `limit`)."""
+def count_records(files):
+    """Number of records in `files`."""
     dataset = tf.data.TFRecordDataset(files)
-    if limit is not None:
-        dataset = dataset.take(limit)
     try:
         return int(dataset.reduce(0, lambda count, _: count + 1))
     except tf.errors.OpError as error:
@@ -130,6 +129,8 @@ def describe_training_data(options, hparams):
             raise UserError(f"{options.train_file_pattern}: the records hold no object labels")
 
     max_objects = hparams.get("max_instances_per_image")
+    if options.dataset_stats and not Path(options.dataset_stats).is_file():
+        raise UserError(f"--dataset_stats={options.dataset_stats}: file not found")
     if max_objects is None:
         stats = Path(options.dataset_stats or folder / "stats" / "summary.yaml")
         max_objects = max_objects_from_stats(stats)
@@ -142,11 +143,16 @@ def describe_training_data(options, hparams):
             f"than the batch size {options.batch_size}; lower the batch size (train.batch_size)"
         )
 
-    val_files = []
+    val_files, num_val = [], 0
     if options.mode == "traineval":
         if not options.val_file_pattern:
             raise UserError("--mode=traineval needs --val_file_pattern (validation TFRecords)")
         val_files = match_files(options.val_file_pattern, "val_file_pattern")
-        if count_records(val_files, limit=1) == 0:
+        num_val = count_records(val_files)
+        if num_val == 0:
             raise UserError(f"{options.val_file_pattern}: the validation split is empty")
-    return TrainingData(train_files, val_files, label_map, num_train, max(int(max_objects), 1))
+        if options.eval_samples:
+            num_val = min(num_val, options.eval_samples)
+    return TrainingData(
+        train_files, val_files, label_map, num_train, num_val, max(int(max_objects), 1)
+    )

@@ -119,8 +119,7 @@ class TrainingRun:
         validation, validation_steps = None, None
         if self.data.val_files:
             validation = self._dataset(self.data.val_files, training=False)
-            if options.eval_samples:
-                validation_steps = math.ceil(options.eval_samples / options.batch_size)
+            validation_steps = math.ceil(self.data.num_val / options.batch_size)
         self.trainer.fit(
             self._dataset(self.data.train_files, training=True),
             epochs=options.num_epochs,

@@ -9,18 +9,13 @@
 
 EVAL = f"results/{RUN}/eval"
 CHECKPOINT_DIR = f"models/{RUN}/checkpoints"
-EVALUATE_CONFIG = config.get("evaluate", {})
+EVALUATE_CONFIG = config["evaluate"]
 
 
 def checkpoint_evaluations(wildcards):
     checkpoints.train.get()
     steps = glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step
     return expand(f"{EVAL}/ckpt-{{step}}.json", step=sorted(set(steps), key=int))
-
-
-def val_file_pattern(wildcards):
-    """A glob matching exactly the current val shards (they share the -of-{count} suffix)."""
-    return split_shards("val")[0].replace("val-00000-", "val-?????-")
 
 
 def eval_samples_option(wildcards):
@@ -42,7 +37,7 @@ rule evaluate_checkpoint:
         step=r"\d+",
     params:
         checkpoint=f"{CHECKPOINT_DIR}/ckpt-{{step}}",
-        pattern=val_file_pattern,
+        pattern=lambda wildcards: split_file_pattern("val"),
         batch_size=config["train"]["batch_size"],
         samples=eval_samples_option,
         tensorboard=f"models/{RUN}/logs/validation",

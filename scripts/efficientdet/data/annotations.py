@@ -13,6 +13,7 @@ The stdlib csv module reads it here so that shard jobs stay quick to start.
 import csv
 import dataclasses
 import itertools
+import operator
 
 from efficientdet.data.voc import VocObject
 from efficientdet.errors import UserError
@@ -60,32 +61,25 @@ def write_table(path, entries):
 
 
 def _entry(rows):
-    first = rows[0]
+    image_id, image, annotation, image_format, width, height, image_set = rows[0][:7]
     objects = tuple(
-        VocObject(
-            row["class"], float(row["xmin"]), float(row["ymin"]), float(row["xmax"]),
-            float(row["ymax"]), int(row["difficult"]), int(row["truncated"]),
-        )
-        for row in rows if row["class"]
+        VocObject(name, float(xmin), float(ymin), float(xmax), float(ymax), int(difficult),
+                  int(truncated))
+        for *_, name, xmin, ymin, xmax, ymax, difficult, truncated in rows if name
     )
-    return ImageEntry(
-        int(first["image_id"]), first["image"], first["annotation"], first["format"],
-        int(first["width"]), int(first["height"]), first["image_set"], objects,
-    )
+    return ImageEntry(int(image_id), image, annotation, image_format, int(width), int(height),
+                      image_set, objects)
 
 
-def read_table(path):
-    """The images of the table, in its order, each with its objects."""
+def read_table(path, images=None):
+    """The images of the table, in its order, each with its objects; only `images` if given."""
     with open(path, newline="", encoding="utf-8") as stream:
-        reader = csv.DictReader(stream)
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{path}: not an annotation table, missing columns {sorted(missing)}")
+        reader = csv.reader(stream)
+        if next(reader, None) != list(COLUMNS):
+            raise UserError(f"{path}: not an annotation table (expected columns {', '.join(COLUMNS)})")
+        groups = (list(rows) for _, rows in itertools.groupby(reader, key=operator.itemgetter(0)))
         try:
-            return [
-                _entry(list(rows))
-                for _, rows in itertools.groupby(reader, key=lambda row: row["image_id"])
-            ]
+            return [_entry(rows) for rows in groups if images is None or rows[0][1] in images]
         except (ValueError, TypeError) as error:
             raise UserError(f"{path}: malformed row ({error})") from None
 
@@ -101,12 +95,23 @@ def read_frame(path):
     )
 
 
-def read_split(path, entries):
-    """The entries listed (by image path, one per line) in a split file, in the file's order."""
-    by_image = {entry.image: entry for entry in entries}
+def read_image_list(path):
+    """Image paths listed one per line, as in splits/{train,val}.txt."""
     with open(path, encoding="utf-8") as stream:
-        images = [line.rstrip("\n") for line in stream if line.strip()]
+        return [line.rstrip("\n") for line in stream if line.strip()]
+
+
+def read_entries(table_path, images, source):
+    """The table's entries of `images` (paths), in that order; an unknown image names `source`."""
+    by_image = {entry.image: entry for entry in read_table(table_path, set(images))}
     unknown = [image for image in images if image not in by_image]
     if unknown:
-        raise UserError(f"{path}: {len(unknown)} image(s) not in the annotation table, e.g. {unknown[0]}")
+        raise UserError(
+            f"{source}: {len(unknown)} image(s) not in {table_path}, e.g. {unknown[0]}"
+        )
     return [by_image[image] for image in images]
+
+
+def read_split(split_path, table_path):
+    """The entries of a split file's images, in the file's order."""
+    return read_entries(table_path, read_image_list(split_path), split_path)

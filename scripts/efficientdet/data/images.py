@@ -1,8 +1,4 @@
-"""Image files of a dataset: which files are images, their real size, and the bytes records carry.
-
-JPEG and PNG bytes go into records untouched; other formats OpenCV reads (BMP, TIFF, WebP, ...)
-are converted to PNG, losslessly, because not every TFRecord reader decodes them.
-"""
+"""Decoding dataset images with OpenCV: their real size and colour, conversions, record images."""
 
 import dataclasses
 import struct
@@ -10,13 +6,9 @@ import struct
 import cv2
 import numpy as np
 
+from efficientdet.data.image_formats import sniff_format
 from efficientdet.errors import UserError
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
-     ".pbm", ".pgm", ".ppm", ".pnm", ".sr", ".ras", ".jp2"}
-)
-RECORD_FORMATS = ("jpeg", "png")
 # Decode stored pixels as TensorFlow does: EXIF orientation is not applied.
 DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
@@ -30,15 +22,6 @@ class ImageInfo:
     width: int
     height: int
     color: str
-
-
-def sniff_format(data, suffix):
-    """'jpeg' or 'png' from the file's magic bytes, else the suffix without its dot."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    return suffix.lower().lstrip(".")
 
 
 def _jpeg_components(data):
@@ -75,18 +58,15 @@ def read_image_info(path):
     return ImageInfo(image_format, int(width), int(height), color)
 
 
-def record_bytes(path, image_format):
-    """(bytes, format) to store in a record: the file itself for JPEG/PNG, else a PNG of it."""
-    data = path.read_bytes()
-    if image_format in RECORD_FORMATS:
-        return data, image_format
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS)
+def png_bytes(path):
+    """The image file converted to PNG (BGR, 8 bits, EXIF orientation not applied)."""
+    pixels = cv2.imdecode(np.fromfile(path, np.uint8), DECODE_FLAGS)
     if pixels is None:
         raise UserError(f"{path}: cannot decode the image")
     ok, encoded = cv2.imencode(".png", pixels)
     if not ok:
         raise UserError(f"{path}: cannot convert the image to PNG")
-    return encoded.tobytes(), "png"
+    return encoded.tobytes()
 
 
 def decode_record_image(data):

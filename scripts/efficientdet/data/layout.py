@@ -15,7 +15,7 @@ import dataclasses
 import os
 from pathlib import PurePosixPath
 
-from efficientdet.data.images import IMAGE_SUFFIXES
+from efficientdet.data.image_formats import IMAGE_SUFFIXES
 from efficientdet.errors import UserError
 
 SPLITS = ("train", "val")

@@ -9,7 +9,6 @@ of the data. Tests check that tf.data reads these files back.
 import struct
 
 import crc32c
-import numpy as np
 
 from efficientdet.errors import UserError
 
@@ -62,7 +61,12 @@ _CRC_MASK_DELTA = 0xA282EAD8
 _UINT64 = (1 << 64) - 1
 
 
+_SMALL_VARINTS = [bytes((value,)) for value in range(0x80)]
+
+
 def _varint(value):
+    if 0 <= value < 0x80:
+        return _SMALL_VARINTS[value]
     value &= _UINT64
     out = bytearray()
     while value > 0x7F:
@@ -78,26 +82,30 @@ def _length_delimited(field_number, payload):
 
 def _encode_feature(kind, values):
     if kind == BYTES:
-        payload = b"".join(_length_delimited(_LIST_VALUE, value) for value in values)
+        payload = b"".join([_length_delimited(_LIST_VALUE, value) for value in values])
     elif kind == FLOAT:
-        packed = np.asarray(values, dtype="<f4").tobytes()
+        packed = struct.pack(f"<{len(values)}f", *values)
         payload = _length_delimited(_LIST_VALUE, packed) if packed else b""
     else:
-        packed = b"".join(_varint(int(value)) for value in values)
+        packed = b"".join([_varint(int(value)) for value in values])
         payload = _length_delimited(_LIST_VALUE, packed) if packed else b""
     return _length_delimited(_KIND_FIELD[kind], payload)
 
 
+# Serialized map-entry keys, computed once: most of an Example's fields are these constants.
+_ENTRY_KEYS = {key: _length_delimited(_MAP_KEY, key.encode()) for key in FEATURE_TYPES}
+
+
 def encode_example(features):
     """Serializes {key: list of values} to tf.train.Example bytes; types come from FEATURE_TYPES."""
-    entries = b"".join(
+    entries = b"".join([
         _length_delimited(
             _FEATURES_MAP,
-            _length_delimited(_MAP_KEY, key.encode())
+            _ENTRY_KEYS[key]
             + _length_delimited(_MAP_VALUE, _encode_feature(FEATURE_TYPES[key], values)),
         )
         for key, values in features.items()
-    )
+    ])
     return _length_delimited(_EXAMPLE_FEATURES, entries)
 
 
@@ -147,7 +155,7 @@ def _decode_list(kind, payload):
         if kind == BYTES:
             values.append(bytes(value))
         elif kind == FLOAT:
-            values.extend(np.frombuffer(value, dtype="<f4").tolist())
+            values.extend(struct.unpack(f"<{len(value) // 4}f", value))
         elif wire_type == _LENGTH_DELIMITED:
             position = 0
             while position < len(value):
