@@ -17,12 +17,17 @@ DB_PASSWORD=slurm  # MariaDB runs with --skip-networking: only local processes r
 CONFIG_CHANGED=0
 
 log() { echo "[local_slurm ${SECONDS}s] $*"; }
-die() { log "ERROR: $*; see /var/log/slurm/"; exit 1; }
+die() {
+  log "ERROR: $*"
+  tail -n 5 /var/log/slurm/*.log 2>/dev/null
+  exit 1
+}
 
 running() {  # running NAME PIDFILE: the PID file names a live (not zombie) process called NAME
   local pid
   pid=$(cat "$2" 2>/dev/null) || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] &&
+    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 wait_for() {  # wait_for SECONDS WHAT COMMAND...: retry COMMAND until it succeeds
@@ -65,7 +70,8 @@ install_packages() {
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm /usr/sbin/policy-rc.d
 }
 
@@ -85,19 +91,20 @@ update() {  # update PATH MODE OWNER < CONTENT
 configure() {
   install -d -o munge -g munge /run/munge
   install -d -o mysql -g mysql /run/mysqld
-  install -d -o slurm -g slurm /run/slurm /var/log/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd
+  install -d -o slurm -g slurm /run/slurm /var/log/slurm /var/lib/slurm/slurm{ctld,d}
   [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
 
-  # The node as `slurmd -C` sees it (it needs no slurm.conf), offering 90% of the memory to jobs.
+  # The node as `slurmd -C` sees it, offering 90% of the memory to jobs. `slurmd -C` reads no
+  # configuration; every other SLURM command needs slurm.conf, or it looks in DNS for a
+  # configuration server ("configless" mode).
   local node memory
   node=$(slurmd -C | head -1)
-  memory=$(sed 's/.*RealMemory=\([0-9]*\).*/\1/' <<<"$node")
+  memory=${node##*RealMemory=}
+  memory=${memory%% *}
   node=${node/RealMemory=$memory/RealMemory=$((memory * 9 / 10))}
 
-  # slurm.conf must exist before any SLURM command runs, or SLURM looks for a configuration
-  # server in DNS ("configless" mode).
   update /etc/slurm/slurm.conf 0644 root <<EOF
 ClusterName=local
 SlurmctldHost=$NODE(127.0.0.1)

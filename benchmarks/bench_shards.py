@@ -8,6 +8,7 @@ one-process conversion with TensorFlow's tf.io.TFRecordWriter, on the sample rep
 import argparse
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -72,7 +73,9 @@ for split in ("train", "val"):
 def _replicated_zip(path, copies):
     """The sample's files `copies` times over, each copy in its own folder (flat layout)."""
     with zipfile.ZipFile(SAMPLE_ZIP) as sample, zipfile.ZipFile(path, "w") as replicated:
-        files = [(info.filename, sample.read(info)) for info in sample.infolist() if not info.is_dir()]
+        files = [
+            (info.filename, sample.read(info)) for info in sample.infolist() if not info.is_dir()
+        ]
         for copy in range(copies):
             for name, data in files:
                 replicated.writestr(f"bench/copy{copy:03d}/{Path(name).name}", data)
@@ -82,12 +85,35 @@ def _environment():
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def _snakemake(workdir, *args):
-    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
-               "--directory", str(workdir), "--quiet", "all", *map(str, args)]
+def _timed(command):
+    """(wall seconds, CPU seconds of the command and all its descendants)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=_environment(), stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    subprocess.run(
+        command,
+        check=True,
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def _snakemake(workdir, *args):
+    return _timed(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--quiet",
+            "all",
+            *map(str, args),
+        ]
+    )
 
 
 def _configure(workdir, images_per_shard):
@@ -102,31 +128,46 @@ def _clear_shards(data):
     (data / "val_coco.json").unlink(missing_ok=True)
 
 
+def _report(label, wall, cpu, images):
+    print(
+        f"{label}: {wall:.1f} s wall, {images / wall:.0f} images/s; "
+        f"{cpu:.1f} CPU-s, {images / cpu:.0f} images per CPU-s"
+    )
+
+
 def _shard_run(workdir, data, cores, images_per_shard, images):
     _configure(workdir, images_per_shard)
     _clear_shards(data)
-    seconds = _snakemake(workdir, "--cores", cores, "tfrecords")
+    wall, cpu = _snakemake(workdir, "--cores", cores, "tfrecords")
     jobs = len(list((data / "tfrecords").glob("*.tfrecord")))
-    print(f"snakemake tfrecords, {cores} core(s), {jobs} shard jobs: {seconds:.1f} s, "
-          f"{images / seconds:.0f} images/s, {seconds * cores / jobs:.2f} core-s per shard job")
-    return seconds, jobs
+    _report(f"snakemake tfrecords, {cores} core(s), {jobs} shard jobs", wall, cpu, images)
+    print(f"  per shard job: {wall * cores / jobs:.2f} core-s wall, {cpu / jobs:.2f} CPU-s")
+    return wall, cpu
 
 
-def _single_shard_job_seconds(data, repeats=5):
-    """Wall time of one `efficientdet shard` process writing a 1-image shard: the fixed cost."""
+def _single_shard_job(data, repeats=5):
+    """Median (wall, CPU) seconds of one `efficientdet shard` writing a 1-image shard."""
     images = len((data / "splits" / "val.txt").read_text().splitlines())
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(
-            [str(BIN / "efficientdet"), "shard", "--annotations", data / "annotations.csv",
-             "--label-map", data / "label_map.yaml", "--split", data / "splits" / "val.txt",
-             "--voc", data / "voc", "--shard-index", "0", "--num-shards", str(images),
-             "--output", data / "one.tfrecord"],
-            check=True, env=_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+    command = [
+        str(BIN / "efficientdet"),
+        "shard",
+        "--annotations",
+        data / "annotations.csv",
+        "--label-map",
+        data / "label_map.yaml",
+        "--split",
+        data / "splits" / "val.txt",
+        "--voc",
+        data / "voc",
+        "--shard-index",
+        "0",
+        "--num-shards",
+        str(images),
+        "--output",
+        data / "one.tfrecord",
+    ]
+    walls, cpus = zip(*(_timed(command) for _ in range(repeats)))
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main():
@@ -138,34 +179,39 @@ def main():
     workdir.mkdir(parents=True, exist_ok=True)
     images = 150 * args.copies
     data = workdir / "results" / "bench"
-    print(f"workdir {workdir}, {images} images, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"workdir {workdir}, {images} images, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
     _replicated_zip(workdir / "bench.zip", args.copies)
     _configure(workdir, 200)
-    seconds = _snakemake(workdir, "--cores", 2, "results/bench/splits/train.txt")
-    print(f"download + unpack + index + split: {seconds:.1f} s")
+    wall, cpu = _snakemake(workdir, "--cores", 2, "results/bench/splits/train.txt")
+    print(f"download + unpack + index + split: {wall:.1f} s wall, {cpu:.1f} CPU-s")
 
-    one_core, _ = _shard_run(workdir, data, 1, 200, images)
-    two_cores, _ = _shard_run(workdir, data, 2, 200, images)
+    one_core = _shard_run(workdir, data, 1, 200, images)
+    two_cores = _shard_run(workdir, data, 2, 200, images)
+    baseline = _timed([sys.executable, "-c", TF_BASELINE, str(data), "200"])
+    _report("one process with TensorFlow (tf.io.TFRecordWriter)", *baseline, images)
+    print(
+        f"wall-time speed-up over it: {baseline[0] / one_core[0]:.2f}x at 1 core, "
+        f"{baseline[0] / two_cores[0]:.2f}x at 2 cores; "
+        f"CPU-time ratio {baseline[1] / one_core[1]:.2f}x"
+    )
+    wall, cpu = _single_shard_job(data)
+    print(
+        f"one `efficientdet shard` process writing a 1-image shard: {wall:.2f} s wall, "
+        f"{cpu:.2f} CPU-s"
+    )
 
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", TF_BASELINE, str(data), "200"], check=True,
-                   env=_environment(), stderr=subprocess.DEVNULL)
-    baseline = time.perf_counter() - start
-    print(f"one process with TensorFlow (tf.io.TFRecordWriter): {baseline:.1f} s, "
-          f"{images / baseline:.0f} images/s")
-    print(f"speed-up over the baseline: {baseline / one_core:.2f}x at 1 core, "
-          f"{baseline / two_cores:.2f}x at 2 cores")
-    print(f"one `efficientdet shard` job writing a 1-image shard: "
-          f"{_single_shard_job_seconds(data):.2f} s")
-
-    per_shard = math.ceil(images / 100)
-    _shard_run(workdir, data, 2, per_shard, images)
-    timings = [_snakemake(workdir, "-n", "tfrecords") for _ in range(3)]
-    print(f"no-op `snakemake -n tfrecords` with "
-          f"{len(list((data / 'tfrecords').glob('*.tfrecord')))} shards: "
-          f"median {statistics.median(timings):.2f} s of {', '.join(f'{t:.2f}' for t in timings)}")
+    _shard_run(workdir, data, 2, math.ceil(images / 100), images)
+    shards = len(list((data / "tfrecords").glob("*.tfrecord")))
+    timings = [_snakemake(workdir, "-n", "tfrecords")[0] for _ in range(3)]
+    print(
+        f"no-op `snakemake -n tfrecords` with {shards} shards: median "
+        f"{statistics.median(timings):.2f} s of {', '.join(f'{t:.2f}' for t in timings)}"
+    )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

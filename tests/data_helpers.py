@@ -24,8 +24,10 @@ def write_image(path, width=64, height=48, seed=0):
 
 def voc_xml(objects=(), size=(64, 48), filename="ignored.jpg", before_root=""):
     """A VOC annotation; objects are (name, xmin, ymin, xmax, ymax[, difficult]) tuples."""
-    size_xml = "" if size is None else (
-        f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+    size_xml = (
+        ""
+        if size is None
+        else (f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>")
     )
     objects_xml = "".join(
         f"<object><name>{name}</name><difficult>{rest[0] if rest else 0}</difficult>"
@@ -61,8 +63,19 @@ INDEX_OUTPUTS = ("annotations.csv", "label_map.yaml", "report.txt")
 
 def index_dataset(voc, out, *extra):
     """Runs `efficientdet index` in-process, writing INDEX_OUTPUTS into `out`; the exit code."""
-    return main([
-        "index", "--voc", str(voc), "--annotations", str(out / "annotations.csv"),
-        "--label-map-output", str(out / "label_map.yaml"), "--report", str(out / "report.txt"),
-        "--threads", "2", *extra,
-    ])
+    return main(
+        [
+            "index",
+            "--voc",
+            str(voc),
+            "--annotations",
+            str(out / "annotations.csv"),
+            "--label-map-output",
+            str(out / "label_map.yaml"),
+            "--report",
+            str(out / "report.txt"),
+            "--threads",
+            "2",
+            *extra,
+        ]
+    )

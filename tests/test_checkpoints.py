@@ -28,12 +28,14 @@ def test_reference_checkpoint_reproduces_automl_outputs():
         np.testing.assert_allclose(box_output[0], expected[f"box_p{level}"], rtol=0, atol=1e-4)
 
 
-def write_automl_checkpoint(model, prefix):
+def write_automl_checkpoint(model, prefix, replaced=None):
     """A name-based checkpoint in the released layout: plain weights (+1, so that reading them
-    instead of the EMA copy shows), /ExponentialMovingAverage copies, /Momentum, global_step."""
+    instead of the EMA copy shows), /ExponentialMovingAverage copies, /Momentum, global_step.
+    `replaced` maps names to values written instead of the model's."""
+    replaced = replaced or {}
     tensors = {"global_step": np.int64(1000)}
     for name, variable in automl_variable_names(model).items():
-        value = variable.numpy()
+        value = replaced.get(name, variable.numpy())
         tensors[name] = value + 1
         tensors[name + EMA_SUFFIX] = value
         tensors[name + "/Momentum"] = np.full_like(value, np.nan)
@@ -83,11 +85,8 @@ def test_checkpoint_of_another_variant_is_refused(automl_d0, name, backbone_mess
 
 def test_misshapen_fpn_weight_is_refused(tmp_path):
     model = build_model("efficientdet-d0", num_classes=90, image_size=64)
-    wider = build_model("efficientdet-d0", num_classes=90, image_size=64)
-    prefix = write_automl_checkpoint(wider, tmp_path / "model")
-    resample = "resample_p6/conv2d/kernel"
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[resample + EMA_SUFFIX], shape_and_slices=[""],
-                      tensors=[np.zeros((1, 1, 320, 65), "float32")])
+    wrong_width = {"resample_p6/conv2d/kernel": np.zeros((1, 1, 320, 65), "float32")}
+    prefix = write_automl_checkpoint(model, tmp_path / "model", wrong_width)
     with pytest.raises(UserError, match="resample_p6/conv2d/kernel has shape"):
         load_checkpoint(model, prefix)
 
@@ -114,8 +113,8 @@ def test_project_checkpoint_round_trip(tmp_path):
     prefix = manager.save()
 
     images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    restored = build_model("efficientdet-d0", num_classes=3, image_size=64)
     for path in (tmp_path, prefix):
-        restored = build_model("efficientdet-d0", num_classes=3, image_size=64)
         load_checkpoint(restored, path)
         for expected, found in zip(outputs_of(model, images), outputs_of(restored, images)):
             np.testing.assert_array_equal(found, expected)
@@ -140,6 +139,8 @@ def test_keras_imagenet_weights_fill_the_backbone_only(tmp_path, file_name, incl
     fpn_before = [weight.numpy() for weight in model.get_layer("fpn_cells").weights]
     load_checkpoint(model, weights_file)
     for layer in model.get_layer("efficientnet-b0").layers:
+        if not layer.weights:
+            continue
         for weight, expected in zip(layer.get_weights(),
                                     classifier.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(weight, expected, err_msg=layer.name)

@@ -12,7 +12,15 @@ from efficientdet.cli import main
 from efficientdet.data.annotations import read_frame
 
 from conftest import run_cli
-from data_helpers import INDEX_OUTPUTS, image_bytes, index_dataset, voc_xml, write_image, write_pair, write_zip
+from data_helpers import (
+    INDEX_OUTPUTS,
+    image_bytes,
+    index_dataset,
+    voc_xml,
+    write_image,
+    write_pair,
+    write_zip,
+)
 
 DOG = [("dog", 2, 3, 40, 30)]
 
@@ -45,7 +53,9 @@ def test_zip_slip_entry(tmp_path, caplog):
 @pytest.mark.parametrize("name", ["/etc/cron.d/evil", "C:/Windows/evil.dll"])
 def test_absolute_path_entry(tmp_path, caplog, name):
     archive = write_zip(tmp_path / "d.zip", {"a.txt": b"a", name: b"x"})
-    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog, f"entry '{name}' has an absolute path")
+    _assert_failed(
+        _unpack(archive, tmp_path / "out" / "voc"), caplog, f"entry '{name}' has an absolute path"
+    )
     _assert_nothing_written(tmp_path / "out")
 
 
@@ -53,8 +63,11 @@ def test_symbolic_link_entry(tmp_path, caplog):
     link = zipfile.ZipInfo("data/passwd.jpg")
     link.external_attr = 0o120777 << 16
     archive = write_zip(tmp_path / "d.zip", {"data/a.jpg": b"a", link: b"/etc/passwd"})
-    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog,
-                   "entry 'data/passwd.jpg' is a symbolic link; links are refused")
+    _assert_failed(
+        _unpack(archive, tmp_path / "out" / "voc"),
+        caplog,
+        "entry 'data/passwd.jpg' is a symbolic link; links are refused",
+    )
     _assert_nothing_written(tmp_path / "out")
 
 
@@ -64,7 +77,9 @@ def test_oversized_archive(tmp_path, caplog):
         zip_file.writestr("zeros.bin", bytes(2_000_000))
     assert archive.stat().st_size < 10_000
     code = _unpack(archive, tmp_path / "out" / "voc", "--max-gb", "0.001")
-    _assert_failed(code, caplog, "bomb.zip: oversized archive, more than 1000000 bytes uncompressed")
+    _assert_failed(
+        code, caplog, "bomb.zip: oversized archive, more than 1000000 bytes uncompressed"
+    )
     _assert_nothing_written(tmp_path / "out")
 
 
@@ -114,65 +129,98 @@ def _index_warns(tmp_path, voc, *warnings, extra=()):
 
 
 def test_entity_expansion(tmp_path, caplog):
-    xml = b'<!DOCTYPE a [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]>' \
-          b"<annotation><object><name>&y;</name></object></annotation>"
-    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
-                 "img.xml: refused: the XML declares or uses entities")
+    xml = (
+        b'<!DOCTYPE a [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]>'
+        b"<annotation><object><name>&y;</name></object></annotation>"
+    )
+    _index_fails(
+        tmp_path,
+        caplog,
+        _dataset_with_xml(tmp_path, xml),
+        "img.xml: refused: the XML declares or uses entities",
+    )
 
 
 def test_external_entity(tmp_path, caplog):
     xml = b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotation>&x;</annotation>'
-    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
-                 "img.xml: refused: the XML declares or uses entities")
+    _index_fails(
+        tmp_path,
+        caplog,
+        _dataset_with_xml(tmp_path, xml),
+        "img.xml: refused: the XML declares or uses entities",
+    )
     assert "root:" not in caplog.text
 
 
 def test_xml_that_is_not_voc(tmp_path, caplog):
     xml = b"<svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>"
-    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, xml),
-                 "img.xml: not a PASCAL VOC annotation")
+    _index_fails(
+        tmp_path, caplog, _dataset_with_xml(tmp_path, xml), "img.xml: not a PASCAL VOC annotation"
+    )
 
 
 def test_missing_size_uses_the_real_one(tmp_path):
-    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml(DOG, size=None), (80, 60)),
-                         "img.xml: no valid <size>; using the image's 80x60")
+    table = _index_warns(
+        tmp_path,
+        _dataset_with_xml(tmp_path, voc_xml(DOG, size=None), (80, 60)),
+        "img.xml: no valid <size>; using the image's 80x60",
+    )
     assert table.loc[table["image"] == "img.jpg", ["width", "height"]].values.tolist() == [[80, 60]]
 
 
 def test_size_disagreeing_with_the_image(tmp_path):
-    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml(DOG, size=(500, 375)), (80, 60)),
-                         "img.xml: <size> 500x375 differs from the image's 80x60; using the image's")
+    table = _index_warns(
+        tmp_path,
+        _dataset_with_xml(tmp_path, voc_xml(DOG, size=(500, 375)), (80, 60)),
+        "img.xml: <size> 500x375 differs from the image's 80x60; using the image's",
+    )
     assert table.loc[table["image"] == "img.jpg", ["width", "height"]].values.tolist() == [[80, 60]]
 
 
 def test_box_outside_the_image_is_clipped(tmp_path):
-    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml([("dog", -3, 5, 70, 20)])),
-                         "img.xml: box 1 (dog) reaches outside the 64x48 image (-3,5,70,20); clipped")
+    table = _index_warns(
+        tmp_path,
+        _dataset_with_xml(tmp_path, voc_xml([("dog", -3, 5, 70, 20)])),
+        "img.xml: box 1 (dog) reaches outside the 64x48 image (-3,5,70,20); clipped",
+    )
     assert table.loc[table["image"] == "img.jpg", ["xmin", "xmax"]].values.tolist() == [[0, 64]]
 
 
 def test_inverted_box(tmp_path, caplog):
-    _index_fails(tmp_path, caplog, _dataset_with_xml(tmp_path, voc_xml([("dog", 30, 5, 10, 20)])),
-                 "img.xml: box 1 (dog) is inverted: xmin 30, ymin 5, xmax 10, ymax 20")
+    _index_fails(
+        tmp_path,
+        caplog,
+        _dataset_with_xml(tmp_path, voc_xml([("dog", 30, 5, 10, 20)])),
+        "img.xml: box 1 (dog) is inverted: xmin 30, ymin 5, xmax 10, ymax 20",
+    )
 
 
 def test_zero_area_box_is_dropped(tmp_path):
     xml = voc_xml([("dog", 10, 5, 10, 20), ("cat", 1, 1, 9, 9)])
-    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, xml),
-                         "img.xml: box 1 (dog) has zero area; dropped")
+    table = _index_warns(
+        tmp_path, _dataset_with_xml(tmp_path, xml), "img.xml: box 1 (dog) has zero area; dropped"
+    )
     assert table.loc[table["image"] == "img.jpg", "class"].tolist() == ["cat"]
 
 
 def test_fractional_coordinates_are_accepted(tmp_path):
-    table = _index_warns(tmp_path, _dataset_with_xml(tmp_path, voc_xml([("dog", 1.25, 2.5, 30.75, 40.125)])))
+    table = _index_warns(
+        tmp_path, _dataset_with_xml(tmp_path, voc_xml([("dog", 1.25, 2.5, 30.75, 40.125)]))
+    )
     row = table.loc[table["image"] == "img.jpg", ["xmin", "ymin", "xmax", "ymax"]]
     assert row.values.tolist() == [[1.25, 2.5, 30.75, 40.125]]
 
 
 def test_unknown_class_with_a_given_label_map(tmp_path, caplog):
     voc = _dataset_with_xml(tmp_path, voc_xml([("horse", 1, 1, 9, 9)]))
-    _index_fails(tmp_path, caplog, voc, "classes not in the given label map", "'horse' in img.xml",
-                 extra=("--label-map", "{1: dog}"))
+    _index_fails(
+        tmp_path,
+        caplog,
+        voc,
+        "classes not in the given label map",
+        "'horse' in img.xml",
+        extra=("--label-map", "{1: dog}"),
+    )
 
 
 def test_xml_without_its_image_lists_them_all(tmp_path, caplog):
@@ -180,15 +228,23 @@ def test_xml_without_its_image_lists_them_all(tmp_path, caplog):
     write_pair(voc, "good", DOG)
     for stem in ("lost1", "lost2"):
         (voc / f"{stem}.xml").write_bytes(voc_xml(DOG, filename="good.jpg"))
-    _index_fails(tmp_path, caplog, voc, "2 annotation file(s) without an image of the same stem",
-                 "lost1.xml", "lost2.xml")
+    _index_fails(
+        tmp_path,
+        caplog,
+        voc,
+        "2 annotation file(s) without an image of the same stem",
+        "lost1.xml",
+        "lost2.xml",
+    )
 
 
 def test_image_without_xml_is_a_negative_example(tmp_path):
     voc = tmp_path / "voc"
     write_pair(voc, "good", DOG)
     write_image(voc / "background.png")
-    table = _index_warns(tmp_path, voc, "1 image(s) without objects kept as negative examples: background.png")
+    table = _index_warns(
+        tmp_path, voc, "1 image(s) without objects kept as negative examples: background.png"
+    )
     assert table.loc[table["image"] == "background.png", "class"].tolist() == [""]
 
 
@@ -199,7 +255,12 @@ def test_truncated_or_undecodable_image(tmp_path, caplog, damage):
     image, _ = write_pair(voc, "bad", DOG, size=(200, 150))
     data = image.read_bytes()
     image.write_bytes(data[: len(data) - 50] if damage == "truncated" else b"GIF89a garbage")
-    _index_fails(tmp_path, caplog, voc, "bad.jpg: cannot decode the image (truncated, corrupt or not an image)")
+    _index_fails(
+        tmp_path,
+        caplog,
+        voc,
+        "bad.jpg: cannot decode the image (truncated, corrupt or not an image)",
+    )
 
 
 @pytest.mark.parametrize("mode, color", [("L", "grayscale"), ("CMYK", "CMYK")])
@@ -210,8 +271,30 @@ def test_grayscale_and_cmyk_jpegs_are_kept_with_a_warning(tmp_path, mode, color)
     Image.new("RGB", (64, 48), (200, 30, 30)).convert(mode).save(buffer, "JPEG")
     (voc / "odd.jpg").write_bytes(buffer.getvalue())
     (voc / "odd.xml").write_bytes(voc_xml(DOG))
-    table = _index_warns(tmp_path, voc, f"odd.jpg: {color} JPEG, kept as is (decoders expand it to RGB)")
+    table = _index_warns(
+        tmp_path, voc, f"odd.jpg: {color} JPEG, kept as is (decoders expand it to RGB)"
+    )
     assert table.loc[table["image"] == "odd.jpg", "format"].tolist() == ["jpeg"]
+
+
+def test_exif_rotated_photo_is_kept_with_a_warning(tmp_path):
+    voc = tmp_path / "voc"
+    write_pair(voc, "good", DOG)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, shown rotated by 90 degrees
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, "JPEG", exif=exif.tobytes())
+    (voc / "phone.jpg").write_bytes(buffer.getvalue())
+    (voc / "phone.xml").write_bytes(voc_xml(DOG, size=(48, 64)))
+    table = _index_warns(
+        tmp_path,
+        voc,
+        "phone.jpg: EXIF orientation 6; records keep the stored pixels",
+        "phone.xml: <size> 48x64 differs from the image's 64x48",
+    )
+    assert table.loc[table["image"] == "phone.jpg", ["width", "height"]].values.tolist() == [
+        [64, 48]
+    ]
 
 
 def test_empty_dataset(tmp_path, caplog):
@@ -234,7 +317,16 @@ def test_unsupported_url_scheme(tmp_path, caplog, url):
 def test_sha256_mismatch(tmp_path, caplog):
     source = write_zip(tmp_path / "source.zip", {"a.txt": b"a"})
     wrong = hashlib.sha256(b"something else").hexdigest()
-    code = main(["download", "--source", str(source), "--sha256", wrong,
-                 "--output", str(tmp_path / "out" / "d.zip")])
+    code = main(
+        [
+            "download",
+            "--source",
+            str(source),
+            "--sha256",
+            wrong,
+            "--output",
+            str(tmp_path / "out" / "d.zip"),
+        ]
+    )
     _assert_failed(code, caplog, "source.zip: sha256 mismatch", f"expected {wrong}")
     _assert_nothing_written(tmp_path / "out")

@@ -15,7 +15,9 @@ DOG = [("dog", 2, 3, 40, 30)]
 
 def _pairs(root):
     pairs, warnings = find_pairs(root)
-    return {str(p.image): (str(p.annotation) if p.annotation else None, p.image_set) for p in pairs}, warnings
+    return {
+        str(p.image): (str(p.annotation) if p.annotation else None, p.image_set) for p in pairs
+    }, warnings
 
 
 def _vocdevkit(root, year="VOC2012", stems=("a", "b", "c", "d"), lists=None):
@@ -31,7 +33,9 @@ def _vocdevkit(root, year="VOC2012", stems=("a", "b", "c", "d"), lists=None):
 
 
 def test_vocdevkit_with_train_val_lists(tmp_path):
-    _vocdevkit(tmp_path, lists={"train": ["a", "b"], "val": ["c", "zzz"], "trainval": ["a", "b", "c"]})
+    _vocdevkit(
+        tmp_path, lists={"train": ["a", "b"], "val": ["c", "zzz"], "trainval": ["a", "b", "c"]}
+    )
     pairs, warnings = _pairs(tmp_path)
     prefix = "VOCdevkit/VOC2012"
     assert pairs == {
@@ -75,7 +79,9 @@ def test_labelimg_flat_folder_inside_one_top_folder(tmp_path):
 
 def test_images_and_annotations_folders_with_any_names(tmp_path):
     for split in ("train", "val"):
-        write_pair(tmp_path / "pics" / split, "same_stem", DOG, xml_folder=tmp_path / "labels" / split)
+        write_pair(
+            tmp_path / "pics" / split, "same_stem", DOG, xml_folder=tmp_path / "labels" / split
+        )
     write_pair(tmp_path / "pics" / "train", "other", DOG, xml_folder=tmp_path / "labels")
     pairs, _ = _pairs(tmp_path)
     assert pairs == {
@@ -113,7 +119,10 @@ def test_index_writes_table_label_map_and_report(tmp_path):
     assert "a.xml: box 1 (ant) reaches outside the 64x48 image (0,0,70,10); clipped" in report[1]
     assert report[2] == "1 image(s) without objects kept as negative examples: c.jpg"
     assert [entry.class_names for entry in read_table(out / "annotations.csv")] == [
-        {"ant"}, {"ant", "zebra"}, set()]
+        {"ant"},
+        {"ant", "zebra"},
+        set(),
+    ]
 
 
 def test_index_with_a_given_label_map_keeps_its_ids(tmp_path):

@@ -31,10 +31,20 @@ SPEC = {
     tfrecord.SOURCE_ID: tf.io.FixedLenFeature([], tf.string),
     tfrecord.HEIGHT: tf.io.FixedLenFeature([], tf.int64),
     tfrecord.WIDTH: tf.io.FixedLenFeature([], tf.int64),
-    **{key: tf.io.VarLenFeature(tf.float32) for key in (
-        tfrecord.BBOX_XMIN, tfrecord.BBOX_YMIN, tfrecord.BBOX_XMAX, tfrecord.BBOX_YMAX, tfrecord.AREA)},
-    **{key: tf.io.VarLenFeature(tf.int64) for key in (
-        tfrecord.CLASS_LABEL, tfrecord.DIFFICULT, tfrecord.TRUNCATED, tfrecord.IS_CROWD)},
+    **{
+        key: tf.io.VarLenFeature(tf.float32)
+        for key in (
+            tfrecord.BBOX_XMIN,
+            tfrecord.BBOX_YMIN,
+            tfrecord.BBOX_XMAX,
+            tfrecord.BBOX_YMAX,
+            tfrecord.AREA,
+        )
+    },
+    **{
+        key: tf.io.VarLenFeature(tf.int64)
+        for key in (tfrecord.CLASS_LABEL, tfrecord.DIFFICULT, tfrecord.TRUNCATED, tfrecord.IS_CROWD)
+    },
     tfrecord.CLASS_TEXT: tf.io.VarLenFeature(tf.string),
 }
 
@@ -48,16 +58,37 @@ def _shard_split(data, voc, split, images_per_shard=IMAGES_PER_SHARD):
     count = math.ceil(images / images_per_shard)
     paths = [data / "tfrecords" / f"{split}-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
     for index, path in enumerate(paths):
-        _run("shard", "--annotations", data / "annotations.csv", "--label-map", data / "label_map.yaml",
-             "--split", data / f"{split}.txt", "--voc", voc, "--shard-index", index,
-             "--num-shards", count, "--output", path)
+        _run(
+            "shard",
+            "--annotations",
+            data / "annotations.csv",
+            "--label-map",
+            data / "label_map.yaml",
+            "--split",
+            data / f"{split}.txt",
+            "--voc",
+            voc,
+            "--shard-index",
+            index,
+            "--num-shards",
+            count,
+            "--output",
+            path,
+        )
     return paths
 
 
 def _prepare(data, voc):
     assert index_dataset(voc, data) == 0
-    _run("split", "--annotations", data / "annotations.csv", "--train-output", data / "train.txt",
-         "--val-output", data / "val.txt")
+    _run(
+        "split",
+        "--annotations",
+        data / "annotations.csv",
+        "--train-output",
+        data / "train.txt",
+        "--val-output",
+        data / "val.txt",
+    )
     return {split: _shard_split(data, voc, split) for split in SPLITS}
 
 
@@ -72,10 +103,15 @@ def sample(tmp_path_factory):
 
 def _decoded(paths):
     dataset = tf.data.TFRecordDataset([str(p) for p in paths]).map(
-        lambda record: tf.io.parse_single_example(record, SPEC))
+        lambda record: tf.io.parse_single_example(record, SPEC)
+    )
     for features in dataset:
-        yield {key: tf.sparse.to_dense(value).numpy() if isinstance(value, tf.SparseTensor)
-               else value.numpy() for key, value in features.items()}
+        yield {
+            key: tf.sparse.to_dense(value).numpy()
+            if isinstance(value, tf.SparseTensor)
+            else value.numpy()
+            for key, value in features.items()
+        }
 
 
 def test_bundled_sample_is_generated_deterministically(tmp_path):
@@ -100,14 +136,35 @@ def test_every_record_decodes_to_the_table(sample):
             assert record[tfrecord.FORMAT].decode() == entry.format
             assert record[tfrecord.FILENAME].decode() == entry.image
             image = tf.io.decode_image(record[tfrecord.ENCODED], channels=3).numpy()
-            assert image.shape[:2] == (record[tfrecord.HEIGHT], record[tfrecord.WIDTH]) \
+            assert (
+                image.shape[:2]
+                == (record[tfrecord.HEIGHT], record[tfrecord.WIDTH])
                 == (entry.height, entry.width)
-            boxes = np.stack([record[key] for key in (tfrecord.BBOX_YMIN, tfrecord.BBOX_XMIN,
-                                                      tfrecord.BBOX_YMAX, tfrecord.BBOX_XMAX)], -1)
-            expected_boxes = np.array([[b.ymin, b.xmin, b.ymax, b.xmax] for b in entry.objects]).reshape(-1, 4)
-            np.testing.assert_allclose(boxes * np.array([entry.height, entry.width] * 2), expected_boxes, atol=1e-4)
-            assert record[tfrecord.CLASS_LABEL].tolist() == [label_of[b.name] for b in entry.objects]
-            assert [t.decode() for t in record[tfrecord.CLASS_TEXT]] == [b.name for b in entry.objects]
+            )
+            boxes = np.stack(
+                [
+                    record[key]
+                    for key in (
+                        tfrecord.BBOX_YMIN,
+                        tfrecord.BBOX_XMIN,
+                        tfrecord.BBOX_YMAX,
+                        tfrecord.BBOX_XMAX,
+                    )
+                ],
+                -1,
+            )
+            expected_boxes = np.array(
+                [[b.ymin, b.xmin, b.ymax, b.xmax] for b in entry.objects]
+            ).reshape(-1, 4)
+            np.testing.assert_allclose(
+                boxes * np.array([entry.height, entry.width] * 2), expected_boxes, atol=1e-4
+            )
+            assert record[tfrecord.CLASS_LABEL].tolist() == [
+                label_of[b.name] for b in entry.objects
+            ]
+            assert [t.decode() for t in record[tfrecord.CLASS_TEXT]] == [
+                b.name for b in entry.objects
+            ]
             assert record[tfrecord.IS_CROWD].tolist() == [0] * len(entry.objects)
         assert sorted(seen) == sorted(e.image_id for e in expected.values())  # each exactly once
     assert sum(len(read_split(data / f"{s}.txt", data / "annotations.csv")) for s in SPLITS) == 150
@@ -115,8 +172,13 @@ def test_every_record_decodes_to_the_table(sample):
 
 def test_shards_are_named_sized_and_disjoint(sample):
     _, _, shards = sample
-    assert [p.name for p in shards["train"]] == [f"train-{i:05d}-of-00003.tfrecord" for i in range(3)]
-    assert [p.name for p in shards["val"]] == ["val-00000-of-00002.tfrecord", "val-00001-of-00002.tfrecord"]
+    assert [p.name for p in shards["train"]] == [
+        f"train-{i:05d}-of-00003.tfrecord" for i in range(3)
+    ]
+    assert [p.name for p in shards["val"]] == [
+        "val-00000-of-00002.tfrecord",
+        "val-00001-of-00002.tfrecord",
+    ]
     sizes = [sum(1 for _ in tf.data.TFRecordDataset(str(p))) for p in shards["train"]]
     assert sizes == [35, 35, 35]
     ids = [r[tfrecord.SOURCE_ID] for s in SPLITS for r in _decoded(shards[s])]
@@ -125,34 +187,60 @@ def test_shards_are_named_sized_and_disjoint(sample):
 
 def test_negative_images_have_records_without_objects(sample):
     _, _, shards = sample
-    negatives = [r for s in SPLITS for r in _decoded(shards[s]) if r[tfrecord.CLASS_LABEL].size == 0]
+    negatives = [
+        r for s in SPLITS for r in _decoded(shards[s]) if r[tfrecord.CLASS_LABEL].size == 0
+    ]
     assert len(negatives) == 8
     assert all(r[tfrecord.BBOX_XMIN].size == 0 for r in negatives)
 
 
 def test_coco_ground_truth_matches_the_val_records(sample, tmp_path):
     data, _, shards = sample
-    _run("ground_truth", "--annotations", data / "annotations.csv", "--label-map",
-         data / "label_map.yaml", "--split", data / "val.txt", "--output", tmp_path / "val_coco.json")
+    _run(
+        "ground_truth",
+        "--annotations",
+        data / "annotations.csv",
+        "--label-map",
+        data / "label_map.yaml",
+        "--split",
+        data / "val.txt",
+        "--output",
+        tmp_path / "val_coco.json",
+    )
     coco = COCO(str(tmp_path / "val_coco.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["circle", "square", "triangle"]
     for record in _decoded(shards["val"]):
         image_id = int(record[tfrecord.SOURCE_ID])
         (image,) = coco.loadImgs([image_id])
-        assert (image["height"], image["width"]) == (record[tfrecord.HEIGHT], record[tfrecord.WIDTH])
+        assert (image["height"], image["width"]) == (
+            record[tfrecord.HEIGHT],
+            record[tfrecord.WIDTH],
+        )
         annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
         x, y, w, h = np.array([a["bbox"] for a in annotations]).reshape(-1, 4).T
         np.testing.assert_allclose(x / image["width"], record[tfrecord.BBOX_XMIN], atol=1e-6)
         np.testing.assert_allclose((y + h) / image["height"], record[tfrecord.BBOX_YMAX], atol=1e-6)
         assert [a["category_id"] for a in annotations] == record[tfrecord.CLASS_LABEL].tolist()
-    assert len(coco.getImgIds()) == len(json.loads((tmp_path / "val_coco.json").read_text())["images"])
+    assert len(coco.getImgIds()) == len(
+        json.loads((tmp_path / "val_coco.json").read_text())["images"]
+    )
 
 
 def test_dataset_stats(sample, tmp_path):
     data, _, _ = sample
-    _run("dataset_stats", "--annotations", data / "annotations.csv", "--label-map",
-         data / "label_map.yaml", "--train", data / "train.txt", "--val", data / "val.txt",
-         "--output-dir", tmp_path)
+    _run(
+        "dataset_stats",
+        "--annotations",
+        data / "annotations.csv",
+        "--label-map",
+        data / "label_map.yaml",
+        "--train",
+        data / "train.txt",
+        "--val",
+        data / "val.txt",
+        "--output-dir",
+        tmp_path,
+    )
     summary = yaml.safe_load((tmp_path / "summary.yaml").read_text())
     assert summary["images"] == {"total": 150, "train": 105, "val": 45}
     assert summary["max_objects_per_image"] == 3

@@ -10,8 +10,16 @@ from efficientdet.split import seeded_split
 
 def _entries(classes_per_image, image_set="", start=1):
     return [
-        ImageEntry(i, f"img{i:03d}.jpg", "", "jpeg", 10, 10, image_set,
-                   tuple(VocObject(name, 0, 0, 5, 5) for name in names))
+        ImageEntry(
+            i,
+            f"img{i:03d}.jpg",
+            "",
+            "jpeg",
+            10,
+            10,
+            image_set,
+            tuple(VocObject(name, 0, 0, 5, 5) for name in names),
+        )
         for i, names in enumerate(classes_per_image, start=start)
     ]
 
@@ -33,8 +41,9 @@ def test_seeded_split_is_deterministic_and_follows_the_fraction():
 
 
 def test_every_class_reaches_val_when_it_has_two_images():
-    entries = _entries([["common"]] * 60 + [["rare1"], ["rare1"], ["rare2", "common"],
-                                            ["rare2"], ["single"]])
+    entries = _entries(
+        [["common"]] * 60 + [["rare1"], ["rare1"], ["rare2", "common"], ["rare2"], ["single"]]
+    )
     for seed in range(10):
         train, val = seeded_split(entries, 0.9, seed)
         assert _classes(val) == {"common", "rare1", "rare2"}
@@ -44,8 +53,17 @@ def test_every_class_reaches_val_when_it_has_two_images():
 def test_split_command_writes_lists_and_honours_image_sets(tmp_path):
     entries = _entries([["a"]] * 4, image_set="val") + _entries([["a"]] * 2, "train", start=5)
     write_table(tmp_path / "annotations.csv", entries)
-    args = ["split", "--annotations", tmp_path / "annotations.csv", "--train-fraction", "0.5",
-            "--train-output", tmp_path / "train.txt", "--val-output", tmp_path / "val.txt"]
+    args = [
+        "split",
+        "--annotations",
+        tmp_path / "annotations.csv",
+        "--train-fraction",
+        "0.5",
+        "--train-output",
+        tmp_path / "train.txt",
+        "--val-output",
+        tmp_path / "val.txt",
+    ]
     assert main(map(str, args)) == 0
     assert (tmp_path / "train.txt").read_text() == "img005.jpg\nimg006.jpg\n"
     assert (tmp_path / "val.txt").read_text() == "img001.jpg\nimg002.jpg\nimg003.jpg\nimg004.jpg\n"
@@ -53,8 +71,15 @@ def test_split_command_writes_lists_and_honours_image_sets(tmp_path):
 
 def test_split_command_refuses_a_single_image(tmp_path, caplog):
     write_table(tmp_path / "annotations.csv", _entries([["a"]]))
-    args = ["split", "--annotations", tmp_path / "annotations.csv",
-            "--train-output", tmp_path / "train.txt", "--val-output", tmp_path / "val.txt"]
+    args = [
+        "split",
+        "--annotations",
+        tmp_path / "annotations.csv",
+        "--train-output",
+        tmp_path / "train.txt",
+        "--val-output",
+        tmp_path / "val.txt",
+    ]
     assert main(map(str, args)) == 1
     assert "cannot split 1 image(s) into non-empty train and val" in caplog.text
     assert not (tmp_path / "train.txt").exists() and not (tmp_path / "val.txt").exists()

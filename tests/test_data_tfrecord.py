@@ -26,10 +26,24 @@ FEATURES = {
     tfrecord.TRUNCATED: [1, 0],
     tfrecord.IS_CROWD: [0, -1],
 }
-NEGATIVE = {**FEATURES, **{key: [] for key in (
-    tfrecord.BBOX_XMIN, tfrecord.BBOX_YMIN, tfrecord.BBOX_XMAX, tfrecord.BBOX_YMAX,
-    tfrecord.CLASS_LABEL, tfrecord.CLASS_TEXT, tfrecord.AREA, tfrecord.DIFFICULT,
-    tfrecord.TRUNCATED, tfrecord.IS_CROWD)}}
+NEGATIVE = {
+    **FEATURES,
+    **{
+        key: []
+        for key in (
+            tfrecord.BBOX_XMIN,
+            tfrecord.BBOX_YMIN,
+            tfrecord.BBOX_XMAX,
+            tfrecord.BBOX_YMAX,
+            tfrecord.CLASS_LABEL,
+            tfrecord.CLASS_TEXT,
+            tfrecord.AREA,
+            tfrecord.DIFFICULT,
+            tfrecord.TRUNCATED,
+            tfrecord.IS_CROWD,
+        )
+    },
+}
 
 
 def _tf_values(feature):
@@ -49,15 +63,21 @@ def test_example_bytes_parse_in_tensorflow_and_back(features):
         else:
             assert tf_values == values
     assert tfrecord.parse_example(data) == {
-        key: (list(np.float32(values).tolist()) if tfrecord.FEATURE_TYPES[key] == tfrecord.FLOAT else values)
+        key: (
+            list(np.float32(values).tolist())
+            if tfrecord.FEATURE_TYPES[key] == tfrecord.FLOAT
+            else values
+        )
         for key, values in features.items()
     }
 
 
 def test_tf_data_reads_written_file_with_crc_checks(tmp_path):
     path = tmp_path / "shard.tfrecord"
-    records = [tfrecord.encode_example({**FEATURES, tfrecord.SOURCE_ID: [str(i).encode()]})
-               for i in range(1, 4)] + [tfrecord.encode_example(NEGATIVE)]
+    records = [
+        tfrecord.encode_example({**FEATURES, tfrecord.SOURCE_ID: [str(i).encode()]})
+        for i in range(1, 4)
+    ] + [tfrecord.encode_example(NEGATIVE)]
     assert tfrecord.write_records(path, records) == 4
     spec = {
         tfrecord.SOURCE_ID: tf.io.FixedLenFeature([], tf.string),
@@ -65,8 +85,9 @@ def test_tf_data_reads_written_file_with_crc_checks(tmp_path):
         tfrecord.CLASS_LABEL: tf.io.VarLenFeature(tf.int64),
     }
     # TFRecordDataset verifies both masked CRCs of every record.
-    read = [tf.io.parse_single_example(record, spec)
-            for record in tf.data.TFRecordDataset(str(path))]
+    read = [
+        tf.io.parse_single_example(record, spec) for record in tf.data.TFRecordDataset(str(path))
+    ]
     assert [r[tfrecord.SOURCE_ID].numpy() for r in read] == [b"1", b"2", b"3", b"17"]
     assert tf.sparse.to_dense(read[0][tfrecord.CLASS_LABEL]).numpy().tolist() == [3, 300]
     assert tf.sparse.to_dense(read[3][tfrecord.BBOX_XMIN]).numpy().size == 0
@@ -75,16 +96,24 @@ def test_tf_data_reads_written_file_with_crc_checks(tmp_path):
 
 def test_reads_files_written_by_tensorflow(tmp_path):
     path = tmp_path / "tf.tfrecord"
-    example = tf.train.Example(features=tf.train.Features(feature={
-        tfrecord.SOURCE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"9"])),
-        tfrecord.AREA: tf.train.Feature(float_list=tf.train.FloatList(value=[1.5, 2.5])),
-        tfrecord.CLASS_LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2**40])),
-    }))
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                tfrecord.SOURCE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"9"])),
+                tfrecord.AREA: tf.train.Feature(float_list=tf.train.FloatList(value=[1.5, 2.5])),
+                tfrecord.CLASS_LABEL: tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[1, 2**40])
+                ),
+            }
+        )
+    )
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(example.SerializeToString())
     (record,) = tfrecord.read_records(path)
     assert tfrecord.parse_example(record) == {
-        tfrecord.SOURCE_ID: [b"9"], tfrecord.AREA: [1.5, 2.5], tfrecord.CLASS_LABEL: [1, 2**40],
+        tfrecord.SOURCE_ID: [b"9"],
+        tfrecord.AREA: [1.5, 2.5],
+        tfrecord.CLASS_LABEL: [1, 2**40],
     }
 
 
@@ -98,7 +127,9 @@ def test_corrupt_file_is_reported_with_its_record(tmp_path, damage):
     else:
         del data[-10:]
     path.write_bytes(bytes(data))
-    with pytest.raises(UserError, match=r"shard.tfrecord: record 1: data CRC mismatch or truncated"):
+    with pytest.raises(
+        UserError, match=r"shard.tfrecord: record 1: data CRC mismatch or truncated"
+    ):
         list(tfrecord.read_records(path))
 
 

@@ -51,31 +51,44 @@ def test_billion_laughs_is_refused_quickly(tmp_path):
     assert time.perf_counter() - start < 1
 
 
-@pytest.mark.parametrize("doctype", [
-    '<!DOCTYPE annotation [<!ENTITY secret SYSTEM "file://{secret}">]>',
-    '<!DOCTYPE annotation [<!ENTITY % remote SYSTEM "file://{secret}"> %remote;]>',
-    '<!DOCTYPE annotation SYSTEM "file://{secret}">',
-], ids=["external-entity", "parameter-entity", "external-dtd"])
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE annotation [<!ENTITY secret SYSTEM "file://{secret}">]>',
+        '<!DOCTYPE annotation [<!ENTITY % remote SYSTEM "file://{secret}"> %remote;]>',
+        '<!DOCTYPE annotation SYSTEM "file://{secret}">',
+    ],
+    ids=["external-entity", "parameter-entity", "external-dtd"],
+)
 def test_external_entities_and_dtds_are_refused_without_reading_them(tmp_path, doctype):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    body = b"<annotation><object><name>&secret;</name></object></annotation>" \
-        if "ENTITY secret" in doctype else b"<annotation/>"
+    body = (
+        b"<annotation><object><name>&secret;</name></object></annotation>"
+        if "ENTITY secret" in doctype
+        else b"<annotation/>"
+    )
     path = _write(tmp_path, doctype.format(secret=secret).encode() + body)
     with pytest.raises(UserError, match="a.xml: refused") as error:
         parse_annotation(path)
     assert "TOP-SECRET" not in str(error.value)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"<html><body/></html>", r"not a PASCAL VOC annotation \(root element <html>"),
-    (b"<annotation><object>", r"not well-formed XML"),
-    (b"<annotation><object><bndbox/></object></annotation>", r"object 1 has no <name>"),
-    (b"<annotation><object><name>dog</name></object></annotation>", r"object 1 \(dog\) has no <bndbox>"),
-    (voc_xml([("dog", "ten", 1, 5, 5)]), r"object 1 has <xmin> 'ten', not a number"),
-    (voc_xml([("dog", 1, 1, "nan", 5)]), r"object 1 has <xmax> 'nan', not a finite number"),
-    (voc_xml([("dog", 1, 1, 5, 5, "maybe")]), r"object 1 has <difficult> 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"<html><body/></html>", r"not a PASCAL VOC annotation \(root element <html>"),
+        (b"<annotation><object>", r"not well-formed XML"),
+        (b"<annotation><object><bndbox/></object></annotation>", r"object 1 has no <name>"),
+        (
+            b"<annotation><object><name>dog</name></object></annotation>",
+            r"object 1 \(dog\) has no <bndbox>",
+        ),
+        (voc_xml([("dog", "ten", 1, 5, 5)]), r"object 1 has <xmin> 'ten', not a number"),
+        (voc_xml([("dog", 1, 1, "nan", 5)]), r"object 1 has <xmax> 'nan', not a finite number"),
+        (voc_xml([("dog", 1, 1, 5, 5, "maybe")]), r"object 1 has <difficult> 'maybe'"),
+    ],
+)
 def test_malformed_annotations_name_file_and_problem(tmp_path, data, message):
     with pytest.raises(UserError, match=r"a.xml: " + message):
         parse_annotation(_write(tmp_path, data))
@@ -119,15 +132,21 @@ def test_validate_clips_boxes_outside_and_drops_zero_area():
 
 
 def test_validate_rejects_inverted_boxes():
-    with pytest.raises(UserError, match=r"a.xml: box 2 \(dog\) is inverted: xmin 50, ymin 10, xmax 40"):
+    with pytest.raises(
+        UserError, match=r"a.xml: box 2 \(dog\) is inverted: xmin 50, ymin 10, xmax 40"
+    ):
         validate(_annotation((1, 1, 5, 5), (50, 10, 40, 20)), 100, 80, "a.xml")
 
 
 def test_label_maps():
     assert parse_label_map({"2": "b", 1: "a"}, "cfg") == {1: "a", 2: "b"}
     assert discover_label_map({"zebra", "ant"}) == {1: "ant", 2: "zebra"}
-    for bad, message in [({0: "a"}, "id 0 is not a positive"), ({"x": "a"}, "id 'x'"),
-                         ({1: "a", 2: "a"}, r"names \['a'\] appear more than once"),
-                         ({1: ""}, "id 1 has no class name"), ({}, "non-empty mapping")]:
+    for bad, message in [
+        ({0: "a"}, "id 0 is not a positive"),
+        ({"x": "a"}, "id 'x'"),
+        ({1: "a", 2: "a"}, r"names \['a'\] appear more than once"),
+        ({1: ""}, "id 1 has no class name"),
+        ({}, "non-empty mapping"),
+    ]:
         with pytest.raises(UserError, match=f"cfg: .*{message}"):
             parse_label_map(bad, "cfg")

@@ -3,74 +3,23 @@
 import json
 
 import cv2
-import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 
 from conftest import run_cli
-from efficientdet import build_model
-from efficientdet.config import get_config
-from efficientdet.data import tfrecord
-from efficientdet.training_run import describe_run
-from train_helpers import LABEL_MAP, example, shape_image
+from evaluate_helpers import IMAGE_SIZE, FakeRun, write_val_split
+from train_helpers import LABEL_MAP
 
-IMAGE_SIZE = 128
 NUM_VAL = 5
 STEP = 7
-
-
-def write_val_split(folder, num_images=NUM_VAL, size=IMAGE_SIZE):
-    """results/{dataset}/-like folder: one val shard and its COCO ground truth."""
-    rng = np.random.default_rng(3)
-    records, images, annotations = [], [], []
-    for source_id in range(1, num_images + 1):
-        image, boxes, labels = shape_image(rng, size)
-        records.append(example(image, boxes, labels, source_id))
-        images.append({"id": source_id, "width": size, "height": size,
-                       "file_name": f"{source_id}.jpg"})
-        for (ymin, xmin, ymax, xmax), label in zip(boxes, labels):
-            box = [xmin * size, ymin * size, (xmax - xmin) * size, (ymax - ymin) * size]
-            annotations.append({"id": len(annotations) + 1, "image_id": source_id,
-                                "category_id": label, "bbox": box, "area": box[2] * box[3],
-                                "iscrowd": 0, "difficult": 0})
-    (folder / "tfrecords").mkdir(parents=True)
-    tfrecord.write_records(folder / "tfrecords" / "val-00000-of-00001.tfrecord", records)
-    (folder / "val_coco.json").write_text(json.dumps({
-        "images": images, "annotations": annotations,
-        "categories": [{"id": i, "name": name} for i, name in LABEL_MAP.items()],
-    }))
-    (folder / "label_map.yaml").write_text(yaml.safe_dump(LABEL_MAP))
-    return folder
-
-
-def write_run(model_dir, label_map=LABEL_MAP, step=STEP):
-    """A training-like run folder: checkpoints/ckpt-{step} and model.yaml.
-
-    The raw weights detect something everywhere; the EMA weights' class bias of -30 detects
-    nothing, which tells which copy evaluation used.
-    """
-    config = get_config("efficientdet-d0", image_size=IMAGE_SIZE)
-    trained = build_model(config.name, max(label_map), config.image_size)
-    average = build_model(config.name, max(label_map), config.image_size)
-    average.set_weights(trained.get_weights())
-    bias = average.get_layer("class_net").predict.bias
-    bias.assign(tf.fill(bias.shape, -30.0))
-    checkpoint = tf.train.Checkpoint(model=trained, ema_model=average,
-                                     epoch=tf.Variable(1, dtype=tf.int64))
-    manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints", max_to_keep=3,
-                                         checkpoint_name="ckpt")
-    manager.save(checkpoint_number=step)
-    (model_dir / "model.yaml").write_text(
-        yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False))
-    return model_dir
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    data = write_val_split(root / "results" / "shapes")
-    run = write_run(root / "models" / "run")
+    data = write_val_split(root / "results" / "shapes", NUM_VAL)
+    run = root / "models" / "run"
+    FakeRun(run).save(STEP)
     return root, data, run
 
 

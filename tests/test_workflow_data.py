@@ -3,19 +3,12 @@
 import functools
 import hashlib
 import http.server
-import os
 import threading
 
 import pytest
 import yaml
 
-from conftest import BIN, SAMPLE_ZIP, run_snakemake
-
-
-@pytest.fixture(autouse=True)
-def venv_on_path(monkeypatch):
-    """Rules call `efficientdet`, so the environment's bin folder must be on PATH."""
-    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+from conftest import SAMPLE_ZIP, run_snakemake
 
 
 def _configure(workdir, **dataset):
@@ -34,11 +27,16 @@ def test_tfrecords_stats_and_inspect_then_nothing_to_do(workdir):
     run_snakemake(workdir, "tfrecords", "dataset_stats", "inspect")
     data = workdir / "results" / "sample"
     assert sorted(p.name for p in (data / "tfrecords").iterdir()) == [
-        "train-00000-of-00003.tfrecord", "train-00001-of-00003.tfrecord",
-        "train-00002-of-00003.tfrecord", "val-00000-of-00002.tfrecord", "val-00001-of-00002.tfrecord",
+        "train-00000-of-00003.tfrecord",
+        "train-00001-of-00003.tfrecord",
+        "train-00002-of-00003.tfrecord",
+        "val-00000-of-00002.tfrecord",
+        "val-00001-of-00002.tfrecord",
     ]
     assert (data / "val_coco.json").is_file()
-    assert yaml.safe_load((data / "stats" / "summary.yaml").read_text())["max_objects_per_image"] == 3
+    assert (
+        yaml.safe_load((data / "stats" / "summary.yaml").read_text())["max_objects_per_image"] == 3
+    )
     assert [len(list((data / "inspect" / s).glob("*.jpg"))) for s in ("train", "val")] == [4, 4]
     assert (data / "validation_report.txt").read_text().startswith("# Validation report")
     assert (workdir / "logs" / "sample" / "shard" / "val-00001-of-00002.log").is_file()
@@ -61,7 +59,8 @@ def http_server(tmp_path):
     served.mkdir()
     (served / "voc.zip").write_bytes(SAMPLE_ZIP.read_bytes())
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(served)))
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(served))
+    )
     server.requests = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -84,11 +83,14 @@ def test_http_download_with_sha256_is_not_repeated(workdir, http_server):
     assert requests.count("GET") == 1
 
 
-@pytest.mark.parametrize("dataset, message", [
-    ({"name": "x; rm -rf ~"}, "does not match"),
-    ({"url": "ftp://example.org/voc.zip"}, "does not match"),
-    ({"label_map": {"one": "dog"}}, "does not match"),
-])
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        ({"name": "x; rm -rf ~"}, "does not match"),
+        ({"url": "ftp://example.org/voc.zip"}, "does not match"),
+        ({"label_map": {"one": "dog"}}, "does not match"),
+    ],
+)
 def test_bad_config_values_are_refused_before_anything_runs(workdir, dataset, message):
     _configure(workdir, **dataset)
     result = run_snakemake(workdir, "tfrecords", check=False)

@@ -18,7 +18,9 @@ from efficientdet.errors import UserError
 from efficientdet.export_metadata import METADATA, exported_model
 from efficientdet.frozen_graph import load_frozen_graph
 from efficientdet.model_description import describe_checkpoint
-from efficientdet.serving import INPUT_NAME, NETWORK_OUTPUT_NAMES, Detector, detections_from_network
+from efficientdet.serving import (
+    INPUT_NAME, NETWORK_OUTPUT_NAMES, detections_from_network, detector_from_checkpoint,
+)
 
 SAVED_MODEL_FILE = "saved_model.pb"
 EXPORT_DEFAULT = "saved_model"
@@ -57,7 +59,6 @@ class CheckpointBackend:
     kind = "checkpoint"
 
     def __init__(self, path, model_name=None, image_size=None, label_map=None):
-        from efficientdet import build_model, load_checkpoint
         from efficientdet.checkpoints import checkpoint_prefix
         from efficientdet.training_run import CHECKPOINTS
 
@@ -65,10 +66,7 @@ class CheckpointBackend:
             path = Path(path) / CHECKPOINTS
         self.path = checkpoint_prefix(os.fspath(path))
         self.description = describe_checkpoint(self.path, model_name, image_size, label_map)
-        config = self.description.config
-        model = build_model(config.name, self.description.num_classes, config.image_size)
-        load_checkpoint(model, self.path)
-        self._detect = Detector(model, config, self.description.num_classes).detect
+        self._detect = detector_from_checkpoint(self.path, self.description).detect
 
     def detect(self, images):
         return _numpy(self._detect(tf.constant(images)))

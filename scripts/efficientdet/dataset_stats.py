@@ -18,8 +18,13 @@ from efficientdet.data.label_map import read_label_map
 from efficientdet.data.layout import SPLITS
 
 OUTPUTS = (
-    "class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml",
-    "class_counts.png", "objects_per_image.png", "box_sizes.png",
+    "class_counts.csv",
+    "objects_per_image.csv",
+    "box_sizes.csv",
+    "summary.yaml",
+    "class_counts.png",
+    "objects_per_image.png",
+    "box_sizes.png",
 )
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,9 @@ def _with_splits(table, split_lists):
 
 
 def _objects_per_image(table):
-    per_image = table.groupby(["image_id", "split"])["class"].apply(lambda names: (names != "").sum())
+    per_image = table.groupby(["image_id", "split"])["class"].apply(
+        lambda names: (names != "").sum()
+    )
     return per_image.rename("objects").reset_index()
 
 
@@ -49,20 +56,29 @@ def _class_counts(objects, label_map):
     for split in SPLITS:
         in_split = objects[objects["split"] == split]
         counts[f"objects_{split}"] = counts["class"].map(in_split["class"].value_counts()).fillna(0)
-        counts[f"images_{split}"] = counts["class"].map(
-            in_split.groupby("class")["image_id"].nunique()).fillna(0)
-    return counts.astype({column: int for column in counts.columns if column[:6] in ("object", "images")})
+        counts[f"images_{split}"] = (
+            counts["class"].map(in_split.groupby("class")["image_id"].nunique()).fillna(0)
+        )
+    return counts.astype(
+        {column: int for column in counts.columns if column[:6] in ("object", "images")}
+    )
 
 
 def _box_sizes(objects):
     width = objects["xmax"] - objects["xmin"]
     height = objects["ymax"] - objects["ymin"]
-    return pd.DataFrame({
-        "image_id": objects["image_id"], "split": objects["split"], "class": objects["class"],
-        "width": width, "height": height, "area": width * height,
-        "relative_size": np.sqrt(width * height / (objects["width"] * objects["height"])),
-        "aspect_ratio": width / height,
-    })
+    return pd.DataFrame(
+        {
+            "image_id": objects["image_id"],
+            "split": objects["split"],
+            "class": objects["class"],
+            "width": width,
+            "height": height,
+            "area": width * height,
+            "relative_size": np.sqrt(width * height / (objects["width"] * objects["height"])),
+            "aspect_ratio": width / height,
+        }
+    )
 
 
 def _plot_class_counts(counts, path):
@@ -82,7 +98,9 @@ def _plot_objects_per_image(histogram, path):
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
     for offset, split in zip((-0.2, 0.2), SPLITS):
-        axes.bar(histogram["objects"] + offset, histogram[f"images_{split}"], width=0.4, label=split)
+        axes.bar(
+            histogram["objects"] + offset, histogram[f"images_{split}"], width=0.4, label=split
+        )
     axes.set_xlabel("objects per image")
     axes.set_ylabel("images")
     axes.legend()
@@ -118,7 +136,8 @@ def _summary(per_image, boxes, label_map):
         "max_objects_per_image": int(per_image["objects"].max()),
         "mean_objects_per_image": round(float(per_image["objects"].mean()), 3),
         "median_relative_box_size": round(float(boxes["relative_size"].median()), 4)
-        if len(boxes) else None,
+        if len(boxes)
+        else None,
     }
 
 
@@ -129,7 +148,11 @@ def run(args):
     per_image = _objects_per_image(table)
     histogram = (
         per_image.pivot_table(index="objects", columns="split", values="image_id", aggfunc="count")
-        .reindex(columns=list(SPLITS)).fillna(0).astype(int).add_prefix("images_").reset_index()
+        .reindex(columns=list(SPLITS))
+        .fillna(0)
+        .astype(int)
+        .add_prefix("images_")
+        .reset_index()
     )
     counts = _class_counts(objects, label_map)
     boxes = _box_sizes(objects)
@@ -140,7 +163,8 @@ def run(args):
         histogram.to_csv(folder / "objects_per_image.csv", index=False)
         boxes.to_csv(folder / "box_sizes.csv", index=False)
         (folder / "summary.yaml").write_text(
-            yaml.safe_dump(_summary(per_image, boxes, label_map), sort_keys=False))
+            yaml.safe_dump(_summary(per_image, boxes, label_map), sort_keys=False)
+        )
         _plot_class_counts(counts, folder / "class_counts.png")
         _plot_objects_per_image(histogram, folder / "objects_per_image.png")
         _plot_box_sizes(boxes, folder / "box_sizes.png")

@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    parser.add_argument("--source", required=True,
-                        help="local path, file:// URL or http(s):// URL of the dataset zip")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="local path, file:// URL or http(s):// URL of the dataset zip",
+    )
     parser.add_argument("--sha256", default=None, help="expected SHA-256 of the file (hex)")
     parser.add_argument("--output", required=True, type=Path, help="where to write the zip")
 
@@ -32,7 +35,8 @@ def _open_source(source):
     scheme = url.scheme.lower()
     if scheme and scheme not in SCHEMES:
         raise UserError(
-            f"{source}: unsupported URL scheme {scheme!r} (use {', '.join(SCHEMES)} or a local path)"
+            f"{source}: unsupported URL scheme {scheme!r} "
+            f"(use {', '.join(SCHEMES)} or a local path)"
         )
     if scheme in ("s3", "gs"):
         raise UserError(

@@ -58,7 +58,6 @@ class EvaluatedModel:
     step: int
     config: EfficientDetConfig
     num_classes: int
-    label_map: dict
 
 
 def add_arguments(parser):
@@ -68,27 +67,23 @@ def add_arguments(parser):
 def run(args):
     options = flags.resolve(args)
     started = time.time()
-    if not options.val_file_pattern:
-        raise UserError("--val_file_pattern is required (TFRecords of the validation split)")
-    val_files = shard_paths(options.val_file_pattern)
-    if not has_records(val_files):
-        raise UserError(f"{options.val_file_pattern}: the validation split is empty")
+    val_files = validation_files(options.val_file_pattern)
     ground_truth_path = Path(options.val_json_file
                              or dataset_folder(options.val_file_pattern) / "val_coco.json")
     ground_truth = load_ground_truth(ground_truth_path)
     target = describe_model(options, category_names(ground_truth))
     output = Path(options.output or Path(options.model_dir or ".") / "eval"
                   / f"ckpt-{target.step}.json")
-    plot = Path(options.plot or output.with_suffix(".png"))
+    log.info("evaluating %s (%s at %s) on %s", target.checkpoint, target.config.name,
+             "x".join(map(str, target.config.image_size)), options.val_file_pattern)
 
     model = build_model(target.config.name, target.num_classes, target.config.image_size)
     load_checkpoint(model, target.checkpoint)
     detections, image_ids = detect(model, target.config, val_files, options.batch_size,
                                    options.eval_samples)
-    log.info("%s: %d detections on %d images", target.checkpoint, len(detections), len(image_ids))
-
+    log.info("%d detections on %d images", len(detections), len(image_ids))
     report = evaluation_report(ground_truth, detections, image_ids)
-    log.info("COCO metrics of %s:\n%s", target.checkpoint, report["evaluation"].summary_text)
+    log.info("COCO metrics:\n%s", report["evaluation"].summary_text)
     result = {
         "checkpoint": target.checkpoint,
         "step": target.step,
@@ -103,23 +98,33 @@ def run(args):
         "voc_ap_method": VOC_AP_METHOD,
         "seconds": round(time.time() - started, 1),
     }
-    with atomic_output(output) as temporary:
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-    plot_pr_curves(report["evaluation"], plot,
-                   title=f"{target.config.name}, step {target.step}: "
-                         f"AP {_text(result['metrics']['AP'])}, "
-                         f"AP50 {_text(result['metrics']['AP50'])}")
+    write_outputs(result, report["evaluation"], output, Path(options.plot or
+                                                             output.with_suffix(".png")))
     if options.tensorboard_dir:
         log_to_tensorboard(options.tensorboard_dir, result["metrics"], target.step)
-    log.info("AP %s, AP50 %s -> %s", _text(result["metrics"]["AP"]),
-             _text(result["metrics"]["AP50"]), output)
 
 
-def has_records(files):
+def validation_files(pattern):
+    if not pattern:
+        raise UserError("--val_file_pattern is required (TFRecords of the validation split)")
+    files = shard_paths(pattern)
     try:
-        return any(True for _ in tf.data.TFRecordDataset(files).take(1))
+        empty = not any(True for _ in tf.data.TFRecordDataset(files).take(1))
     except tf.errors.OpError as error:
         raise UserError(f"{files[0]}...: cannot read the TFRecords ({error.message})") from None
+    if empty:
+        raise UserError(f"{pattern}: the validation split is empty")
+    return files
+
+
+def write_outputs(result, evaluation, output, plot):
+    """The PR-curve plot, then the JSON, each written whole or not at all."""
+    metrics = result["metrics"]
+    plot_pr_curves(evaluation, plot, title=f"{result['model_name']}, step {result['step']}: "
+                   f"AP {_text(metrics['AP'])}, AP50 {_text(metrics['AP50'])}")
+    with atomic_output(output) as temporary:
+        temporary.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("AP %s, AP50 %s -> %s", _text(metrics["AP"]), _text(metrics["AP50"]), output)
 
 
 def describe_model(options, dataset_label_map):
@@ -138,16 +143,15 @@ def describe_model(options, dataset_label_map):
         recorded = yaml.safe_load(description_path.read_text()) or {}
         recorded_map = {int(key): name for key, name in (recorded.get("label_map") or {}).items()}
         check_label_maps(recorded_map, dataset_label_map, description_path)
-        recorded_config = {key: _tuples(value) for key, value in recorded.get("config", {}).items()
-                           if key != "name"}
+        recorded_config = model_overrides(_tuples(recorded.get("config") or {}))
+        recorded_config.pop("name", None)
         config = get_config(recorded["model_name"], **{**recorded_config, **overrides})
         num_classes = int(recorded.get("num_classes") or max(recorded_map))
     else:
         config = get_config(options.model_name, **overrides)
         num_classes = max(dataset_label_map)
         check_class_count(checkpoint, config.num_anchors, num_classes)
-    return EvaluatedModel(checkpoint, checkpoint_step(checkpoint), config, num_classes,
-                          dataset_label_map)
+    return EvaluatedModel(checkpoint, checkpoint_step(checkpoint), config, num_classes)
 
 
 def resolve_checkpoint(options):
@@ -284,6 +288,9 @@ def log_to_tensorboard(folder, metrics, step):
 
 
 def _tuples(value):
+    """YAML lists back to the tuples of the config (image_size, aspect_ratios)."""
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
     return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
 
 

@@ -1,9 +1,10 @@
 """Plots of evaluations: precision-recall curves of one checkpoint, metrics across checkpoints."""
 
-import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from efficientdet.data.atomic import atomic_output
 
 MAX_CLASSES_IN_LEGEND = 20
 
@@ -57,7 +58,5 @@ def _class_mean(precision):
 
 
 def _save(figure, path):
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=100)
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format=Path(path).suffix.lstrip(".") or "png", dpi=100)

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from efficientdet import __version__, build_model, load_checkpoint
+from efficientdet import __version__
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
@@ -35,7 +35,8 @@ from efficientdet.export_metadata import write_metadata
 from efficientdet.frozen_graph import write_frozen_graph
 from efficientdet.model_description import describe_checkpoint
 from efficientdet.serving import (
-    INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, Detector, letterbox, nms_options,
+    INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detector_from_checkpoint, letterbox,
+    nms_options,
 )
 from efficientdet.tflite_conversion import QUANTIZATIONS, convert_to_tflite
 from efficientdet.training_run import CHECKPOINTS
@@ -82,17 +83,15 @@ def add_arguments(parser):
 
 def run(args):
     checkpoint_dir, checkpoint = resolve_checkpoint(args.checkpoint)
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(checkpoint_dir)
     run_name = args.run or checkpoint_dir.parent.name
     eval_dir = Path(args.eval_dir) if args.eval_dir else Path("results") / run_name / "eval"
     if checkpoint is None:
         checkpoint = select_checkpoint(checkpoint_dir, args.select, eval_dir)
-    if "tflite" in args.formats and "int8" in args.quantizations and not args.calibration_file_pattern:
+    int8 = "tflite" in args.formats and "int8" in args.quantizations
+    if int8 and not args.calibration_file_pattern:
         raise UserError("--calibration_file_pattern is required for the int8 TFLite model")
     description = describe_checkpoint(checkpoint, args.model_name, args.image_size, args.label_map)
-    model = build_model(description.config.name, description.num_classes,
-                        description.config.image_size)
-    load_checkpoint(model, checkpoint)
-    detector = Detector(model, description.config, description.num_classes)
     step = checkpoint_step(checkpoint)
     metadata = {
         **description.as_dict(),
@@ -104,11 +103,11 @@ def run(args):
         "nms": nms_options(description.config),
         "signatures": signatures(description),
     }
-    output_dir = Path(args.output_dir or checkpoint_dir.parent / "export")
     calibration = None
-    if "tflite" in args.formats and "int8" in args.quantizations:
+    if int8:
         calibration = calibration_images(args.calibration_file_pattern, description.config,
                                          args.calibration_images)
+    detector = detector_from_checkpoint(checkpoint, description)
     with atomic_output(output_dir, directory=True) as folder:
         exported = export_all(detector, description, folder, args.formats, args.quantizations,
                               calibration)
@@ -121,19 +120,22 @@ def export_all(detector, description, folder, formats, quantizations, calibratio
     write_label_map(folder / LABEL_MAP, description.label_map)
     exported = [LABEL_MAP]
     if "saved_model" in formats:
+        log.info("writing the SavedModel")
         save_saved_model(detector, folder / SAVED_MODEL, folder / LABEL_MAP)
         exported.append(SAVED_MODEL)
     if "frozen_graph" in formats:
+        log.info("freezing the graph")
         names = write_frozen_graph(detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME], OUTPUT_NAMES)
         (folder / FROZEN_GRAPH_NAMES).write_text(json.dumps(names, indent=2) + "\n")
         exported += [FROZEN_GRAPH, FROZEN_GRAPH_NAMES]
     if "tflite" in formats:
-        for quantization in quantizations:
-            log.info("converting to TFLite %s", quantization)
-            model = convert_to_tflite(detector.network, quantization, calibration)
+        log.info("converting to TFLite: %s", ", ".join(quantizations))
+        for quantization, model in convert_to_tflite(detector.network, quantizations,
+                                                     calibration).items():
             (folder / tflite_name(quantization)).write_bytes(model)
             exported.append(tflite_name(quantization))
     if "onnx" in formats:
+        log.info("converting to ONNX")
         save_onnx(detector, folder / ONNX_MODEL)
         exported.append(ONNX_MODEL)
     return exported
@@ -169,6 +171,14 @@ def resolve_checkpoint(path):
     if not Path(f"{path}.index").is_file():
         raise UserError(f"{path}: checkpoint not found (no {path.name}.index)")
     return path.parent, path
+
+
+def default_output_dir(checkpoint_dir):
+    """models/{run}/export for the checkpoints of a run (models/{run}/checkpoints)."""
+    if checkpoint_dir.name != CHECKPOINTS:
+        raise UserError(f"{checkpoint_dir}: not a training run's checkpoints folder; "
+                        "give --output_dir")
+    return checkpoint_dir.parent / "export"
 
 
 def checkpoint_step(checkpoint):

@@ -27,21 +27,31 @@ def coco_dataset(entries, label_map):
     label_of = {name: label_id for label_id, name in label_map.items()}
     images, annotations = [], []
     for entry in entries:
-        images.append({"id": entry.image_id, "file_name": entry.image,
-                       "width": entry.width, "height": entry.height})
+        images.append(
+            {
+                "id": entry.image_id,
+                "file_name": entry.image,
+                "width": entry.width,
+                "height": entry.height,
+            }
+        )
         for box in entry.objects:
             width, height = box.xmax - box.xmin, box.ymax - box.ymin
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": entry.image_id,
-                "category_id": label_of[box.name],
-                "bbox": [box.xmin, box.ymin, width, height],
-                "area": width * height,
-                "iscrowd": 0,
-                "difficult": box.difficult,
-            })
-    categories = [{"id": label_id, "name": name, "supercategory": "object"}
-                  for label_id, name in label_map.items()]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": entry.image_id,
+                    "category_id": label_of[box.name],
+                    "bbox": [box.xmin, box.ymin, width, height],
+                    "area": width * height,
+                    "iscrowd": 0,
+                    "difficult": box.difficult,
+                }
+            )
+    categories = [
+        {"id": label_id, "name": name, "supercategory": "object"}
+        for label_id, name in label_map.items()
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -50,5 +60,9 @@ def run(args):
     dataset = coco_dataset(entries, read_label_map(args.label_map))
     with atomic_output(args.output) as temporary:
         temporary.write_text(json.dumps(dataset), encoding="utf-8")
-    log.info("%s: %d images, %d objects", args.output, len(dataset["images"]),
-             len(dataset["annotations"]))
+    log.info(
+        "%s: %d images, %d objects",
+        args.output,
+        len(dataset["images"]),
+        len(dataset["annotations"]),
+    )

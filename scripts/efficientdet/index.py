@@ -26,10 +26,15 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--voc", required=True, type=Path, help="the unpacked dataset folder")
-    parser.add_argument("--label-map", default="null",
-                        help="optional {id: name} mapping as YAML/JSON text; null: discover classes")
+    parser.add_argument(
+        "--label-map",
+        default="null",
+        help="optional {id: name} mapping as YAML/JSON text; null: discover classes",
+    )
     parser.add_argument("--annotations", required=True, type=Path, help="annotation table to write")
-    parser.add_argument("--label-map-output", required=True, type=Path, help="label_map.yaml to write")
+    parser.add_argument(
+        "--label-map-output", required=True, type=Path, help="label_map.yaml to write"
+    )
     parser.add_argument("--report", required=True, type=Path, help="validation report to write")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
 
@@ -51,7 +56,14 @@ def _check(root, pair):
     warnings = []
     if info.color in ("grayscale", "CMYK"):
         warnings.append(
-            f"{image_path}: {info.color} {info.format.upper()}, kept as is (decoders expand it to RGB)"
+            f"{image_path}: {info.color} {info.format.upper()}, "
+            "kept as is (decoders expand it to RGB)"
+        )
+    if info.orientation != 1:
+        warnings.append(
+            f"{image_path}: EXIF orientation {info.orientation}; records keep the stored pixels "
+            "unrotated, as TensorFlow decodes them, so boxes drawn on the rotated photo would "
+            "not match (check inspect/)"
         )
     objects = []
     if pair.annotation is not None:
@@ -61,8 +73,14 @@ def _check(root, pair):
         )
         warnings.extend(box_warnings)
     entry = ImageEntry(
-        0, str(pair.image), str(pair.annotation or ""), info.format, info.width, info.height,
-        pair.image_set, tuple(objects),
+        image_id=0,
+        image=str(pair.image),
+        annotation=str(pair.annotation or ""),
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        image_set=pair.image_set,
+        objects=tuple(objects),
     )
     return entry, warnings
 
@@ -80,7 +98,9 @@ def _check_all(root, pairs, threads):
             warnings.extend(entry_warnings)
     if errors:
         shown = "\n".join(errors[:_ERRORS_SHOWN])
-        more = f"\n... and {len(errors) - _ERRORS_SHOWN} more" if len(errors) > _ERRORS_SHOWN else ""
+        more = (
+            f"\n... and {len(errors) - _ERRORS_SHOWN} more" if len(errors) > _ERRORS_SHOWN else ""
+        )
         raise UserError(f"{root}: {len(errors)} invalid file(s):\n{shown}{more}")
     return entries, warnings
 
@@ -102,7 +122,9 @@ def _label_map(entries, given, root):
         )
         raise UserError(f"{root}: classes not in the given label map (dataset.label_map):\n{lines}")
     unused = [name for name in given.values() if name not in files_of]
-    return given, [f"dataset.label_map: class {name!r} has no object in the dataset" for name in unused]
+    return given, [
+        f"dataset.label_map: class {name!r} has no object in the dataset" for name in unused
+    ]
 
 
 def _report_text(root, entries, warnings):
@@ -116,7 +138,8 @@ def _report_text(root, entries, warnings):
     if negatives:
         lines.append(
             f"{len(negatives)} image(s) without objects kept as negative examples: "
-            + ", ".join(negatives[:20]) + (" ..." if len(negatives) > 20 else "")
+            + ", ".join(negatives[:20])
+            + (" ..." if len(negatives) > 20 else "")
         )
     return "\n".join(lines) + "\n"
 
@@ -135,11 +158,19 @@ def run(args):
         dataclasses.replace(entry, image_id=image_id)
         for image_id, entry in enumerate(entries, start=1)
     ]
-    with (atomic_output(args.annotations) as table,
-          atomic_output(args.label_map_output) as label_map_file,
-          atomic_output(args.report) as report):
+    with (
+        atomic_output(args.annotations) as table,
+        atomic_output(args.label_map_output) as label_map_file,
+        atomic_output(args.report) as report,
+    ):
         write_table(table, entries)
         write_label_map(label_map_file, label_map)
         report.write_text(_report_text(args.voc, entries, warnings), encoding="utf-8")
-    log.info("%d images, %d objects, %d classes, %d warnings (see %s)", len(entries),
-             sum(len(entry.objects) for entry in entries), len(label_map), len(warnings), args.report)
+    log.info(
+        "%d images, %d objects, %d classes, %d warnings (see %s)",
+        len(entries),
+        sum(len(entry.objects) for entry in entries),
+        len(label_map),
+        len(warnings),
+        args.report,
+    )

@@ -39,8 +39,9 @@ def _put_text(image, text, origin, color):
     x, y = origin
     y = max(y, height + baseline)
     cv2.rectangle(image, (x, y - height - baseline), (x + width, y), color, cv2.FILLED)
-    cv2.putText(image, text, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        image, text, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+    )
 
 
 def draw_record(features, where):
@@ -55,7 +56,10 @@ def draw_record(features, where):
     height, width = features[tfrecord.HEIGHT][0], features[tfrecord.WIDTH][0]
     labels = features[tfrecord.CLASS_LABEL]
     texts = [text.decode() for text in features.get(tfrecord.CLASS_TEXT, [])] or [""] * len(labels)
-    lengths = {key: len(features[key]) for key in _BOX} | {"texts": len(texts), "labels": len(labels)}
+    lengths = {key: len(features[key]) for key in _BOX} | {
+        "texts": len(texts),
+        "labels": len(labels),
+    }
     if len(set(lengths.values())) > 1:
         raise UserError(f"{where}: object lists differ in length {lengths}")
     boxes = zip(*(features[key] for key in _BOX))
@@ -72,8 +76,10 @@ def draw_record(features, where):
 
 
 def _round_robin(paths):
-    iterators = [zip(itertools.repeat(path), itertools.count(), tfrecord.read_records(path))
-                 for path in paths]
+    iterators = [
+        zip(itertools.repeat(path), itertools.count(), tfrecord.read_records(path))
+        for path in paths
+    ]
     for group in itertools.zip_longest(*iterators):
         yield from (item for item in group if item is not None)
 

@@ -6,12 +6,12 @@ deleted since (keep-last-N), so the table keeps the history of the run.
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from efficientdet.coco_metrics import METRIC_NAMES
+from efficientdet.data.atomic import atomic_output
 from efficientdet.errors import UserError
 from efficientdet.evaluation_plots import plot_metrics_by_step
 
@@ -27,10 +27,8 @@ def add_arguments(parser):
 
 def run(args):
     table = metrics_table(args.eval_dir)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_name(f".{args.output.name}.tmp")
-    table.to_csv(temporary, index=False, float_format="%.6f")
-    os.replace(temporary, args.output)
+    with atomic_output(args.output) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.6f")
     plot_metrics_by_step(table, args.plot, title=f"{args.eval_dir.parent.name}: COCO metrics")
     best = table.loc[table["AP"].fillna(-1).idxmax()]
     log.info("%d evaluations; best AP %.4f at step %d -> %s",

@@ -49,8 +49,10 @@ def _draw(image, name, box, color):
 
 def _overlaps(box, boxes, margin=6):
     return any(
-        box[0] < other[2] + margin and other[0] < box[2] + margin
-        and box[1] < other[3] + margin and other[1] < box[3] + margin
+        box[0] < other[2] + margin
+        and other[0] < box[2] + margin
+        and box[1] < other[3] + margin
+        and other[1] < box[3] + margin
         for other in boxes
     )
 
@@ -86,8 +88,12 @@ def _annotation_xml(filename, width, height, objects):
     etree.SubElement(root, "segmented").text = "0"
     for name, box in objects:
         element = etree.SubElement(root, "object")
-        for tag, value in (("name", name), ("pose", "Unspecified"), ("truncated", "0"),
-                           ("difficult", "0")):
+        for tag, value in (
+            ("name", name),
+            ("pose", "Unspecified"),
+            ("truncated", "0"),
+            ("difficult", "0"),
+        ):
             etree.SubElement(element, tag).text = value
         bndbox = etree.SubElement(element, "bndbox")
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
@@ -122,7 +128,9 @@ def write_sample(path):
         for name, data in sample_files():
             info = zipfile.ZipInfo(f"{TOP_FOLDER}/{name}", _ZIP_DATE)
             info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".xml") else zipfile.ZIP_STORED
+            info.compress_type = (
+                zipfile.ZIP_DEFLATED if name.endswith(".xml") else zipfile.ZIP_STORED
+            )
             archive.writestr(info, data)
 
 

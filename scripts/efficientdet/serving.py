@@ -10,6 +10,7 @@ no TensorFlow-only (Flex) op is needed and soft-NMS keeps working.
 import tensorflow as tf
 
 from efficientdet.anchors import generate_anchors, merge_levels
+from efficientdet.errors import UserError
 from efficientdet.postprocess import postprocess
 from efficientdet.preprocess import resize_and_pad
 
@@ -82,8 +83,26 @@ class Detector:
                 merge_levels(class_outputs, self.num_classes), merge_levels(box_outputs, 4),
                 self.config, scales,
             )
+            # Boxes reaching into the padding end at the image's border.
+            height, width = tf.unstack(tf.cast(tf.shape(images)[1:3], tf.float32))
+            detections["boxes"] = tf.clip_by_value(
+                detections["boxes"], 0.0, tf.stack([height, width, height, width])
+            )
         # Named identities give the frozen graph fixed output node names.
         return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}
+
+
+def detector_from_checkpoint(checkpoint, description):
+    """A Detector with the weights of `checkpoint` (its EMA weights, for a training checkpoint)."""
+    from efficientdet import build_model, load_checkpoint
+
+    config = description.config
+    model = build_model(config.name, description.num_classes, config.image_size)
+    try:
+        load_checkpoint(model, checkpoint)
+    except tf.errors.OpError as error:
+        raise UserError(f"{checkpoint}: cannot read this checkpoint ({error.message})") from None
+    return Detector(model, config, description.num_classes)
 
 
 def letterbox(image, image_size):

@@ -41,31 +41,33 @@ def encode_entry(entry, voc, label_of):
     """Serialized tf.train.Example of one image and its boxes."""
     encoded, image_format = _record_image(voc / entry.image, entry.format)
     boxes = entry.objects
-    return tfrecord.encode_example({
-        tfrecord.ENCODED: [encoded],
-        tfrecord.FORMAT: [image_format.encode()],
-        tfrecord.FILENAME: [entry.image.encode()],
-        tfrecord.SOURCE_ID: [str(entry.image_id).encode()],
-        tfrecord.HEIGHT: [entry.height],
-        tfrecord.WIDTH: [entry.width],
-        tfrecord.BBOX_XMIN: [box.xmin / entry.width for box in boxes],
-        tfrecord.BBOX_YMIN: [box.ymin / entry.height for box in boxes],
-        tfrecord.BBOX_XMAX: [box.xmax / entry.width for box in boxes],
-        tfrecord.BBOX_YMAX: [box.ymax / entry.height for box in boxes],
-        tfrecord.CLASS_LABEL: [label_of[box.name] for box in boxes],
-        tfrecord.CLASS_TEXT: [box.name.encode() for box in boxes],
-        tfrecord.AREA: [(box.xmax - box.xmin) * (box.ymax - box.ymin) for box in boxes],
-        tfrecord.DIFFICULT: [box.difficult for box in boxes],
-        tfrecord.TRUNCATED: [box.truncated for box in boxes],
-        tfrecord.IS_CROWD: [0 for _ in boxes],
-    })
+    return tfrecord.encode_example(
+        {
+            tfrecord.ENCODED: [encoded],
+            tfrecord.FORMAT: [image_format.encode()],
+            tfrecord.FILENAME: [entry.image.encode()],
+            tfrecord.SOURCE_ID: [str(entry.image_id).encode()],
+            tfrecord.HEIGHT: [entry.height],
+            tfrecord.WIDTH: [entry.width],
+            tfrecord.BBOX_XMIN: [box.xmin / entry.width for box in boxes],
+            tfrecord.BBOX_YMIN: [box.ymin / entry.height for box in boxes],
+            tfrecord.BBOX_XMAX: [box.xmax / entry.width for box in boxes],
+            tfrecord.BBOX_YMAX: [box.ymax / entry.height for box in boxes],
+            tfrecord.CLASS_LABEL: [label_of[box.name] for box in boxes],
+            tfrecord.CLASS_TEXT: [box.name.encode() for box in boxes],
+            tfrecord.AREA: [(box.xmax - box.xmin) * (box.ymax - box.ymin) for box in boxes],
+            tfrecord.DIFFICULT: [box.difficult for box in boxes],
+            tfrecord.TRUNCATED: [box.truncated for box in boxes],
+            tfrecord.IS_CROWD: [0 for _ in boxes],
+        }
+    )
 
 
 def run(args):
     if not 0 <= args.shard_index < args.num_shards:
         raise UserError(f"--shard-index {args.shard_index}: must lie in [0, {args.num_shards})")
     label_of = {name: label_id for label_id, name in read_label_map(args.label_map).items()}
-    images = read_image_list(args.split)[args.shard_index::args.num_shards]
+    images = read_image_list(args.split)[args.shard_index :: args.num_shards]
     selected = read_entries(args.annotations, images, args.split)
     unknown = sorted({box.name for entry in selected for box in entry.objects} - set(label_of))
     if unknown:

@@ -92,7 +92,9 @@ def _write_list(path, entries):
 
 def run(args):
     if not 0 < args.train_fraction < 1:
-        raise UserError(f"--train-fraction {args.train_fraction}: must lie strictly between 0 and 1")
+        raise UserError(
+            f"--train-fraction {args.train_fraction}: must lie strictly between 0 and 1"
+        )
     entries = read_table(args.annotations)
     if any(entry.image_set for entry in entries):
         train = [entry for entry in entries if entry.image_set == "train"]

@@ -6,6 +6,7 @@ variables directly leaves uninitialised READ_VARIABLE ops (NaN outputs) in TF 2.
 
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from efficientdet.frozen_graph import freeze
@@ -30,26 +31,30 @@ def _constants_only_saved_model(function, directory):
     tf.saved_model.save(module, directory, signatures={"serving_default": serving}, options=options)
 
 
-def convert_to_tflite(function, quantization, calibration_images=None):
-    """The TFLite model of `function` as bytes.
+def convert_to_tflite(function, quantizations, calibration_images=None):
+    """{quantization: TFLite model bytes} of `function` for each of `quantizations`.
 
-    quantization: "fp32", "fp16" (weights in float16, computation in float32 on CPU) or "int8"
-    (weights and activations; `calibration_images` yields uint8 [H, W, 3] model-size inputs).
+    "fp32"; "fp16": weights in float16 (computation in float32 on CPU); "int8": weights and
+    activations, calibrated on `calibration_images` (uint8 [h, w, 3] model inputs).
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    unknown = set(quantizations) - set(QUANTIZATIONS)
+    if unknown:
+        raise ValueError(f"quantizations must be among {QUANTIZATIONS}, got {sorted(unknown)}")
+    if "int8" in quantizations and not calibration_images:
+        raise ValueError("int8 quantization needs calibration images")
+    models = {}
     with tempfile.TemporaryDirectory(prefix="tflite-") as directory:
         _constants_only_saved_model(function, directory)
-        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        if quantization == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "int8":
-            if calibration_images is None:
-                raise ValueError("int8 quantization needs calibration images")
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = lambda: (
-                [image[tf.newaxis]] for image in calibration_images
-            )
-        return converter.convert()
+        for quantization in quantizations:
+            converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+            if quantization == "fp16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif quantization == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.representative_dataset = lambda: (
+                    [image[np.newaxis]] for image in calibration_images
+                )
+            models[quantization] = converter.convert()
+    return models

@@ -19,8 +19,9 @@ import dataclasses
 import json
 import logging
 import time
+from pathlib import Path
 
-from efficientdet import distribute, flags, optimization
+from efficientdet import distribute, flags, optimization, url_dataset
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.data.atomic import atomic_output
 from efficientdet.errors import UserError
@@ -65,6 +66,11 @@ def train(options):
     started = time.time()
     if not options.model_dir:
         raise UserError("--model_dir is required: it holds the checkpoints of the run")
+    if options.url_dataset and not options.train_file_pattern:
+        options.train_file_pattern, val_records = url_dataset.prepare(
+            options.url_dataset, Path(options.model_dir) / "dataset", options.train_valid_split
+        )
+        options.val_file_pattern = options.val_file_pattern or val_records
     hparams = flags.parse_hparams(options.hparams)
     data = describe_training_data(options, hparams)
     strategy = distribute.make_strategy(options.strategy, options.tpu)

@@ -12,8 +12,12 @@ log = logging.getLogger(__name__)
 def add_arguments(parser):
     parser.add_argument("--archive", required=True, type=Path, help="the dataset zip")
     parser.add_argument("--output", required=True, type=Path, help="folder to create")
-    parser.add_argument("--max-gb", type=float, default=50.0,
-                        help="refuse archives that inflate to more than this many GB")
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=50.0,
+        help="refuse archives that inflate to more than this many GB",
+    )
 
 
 def run(args):

@@ -19,8 +19,20 @@ from efficientdet.data.voc import VocObject
 from efficientdet.errors import UserError
 
 COLUMNS = (
-    "image_id", "image", "annotation", "format", "width", "height", "image_set",
-    "class", "xmin", "ymin", "xmax", "ymax", "difficult", "truncated",
+    "image_id",
+    "image",
+    "annotation",
+    "format",
+    "width",
+    "height",
+    "image_set",
+    "class",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "difficult",
+    "truncated",
 )
 
 
@@ -49,26 +61,41 @@ def write_table(path, entries):
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
         for entry in entries:
-            image = [entry.image_id, entry.image, entry.annotation, entry.format,
-                     entry.width, entry.height, entry.image_set]
+            image = [
+                entry.image_id,
+                entry.image,
+                entry.annotation,
+                entry.format,
+                entry.width,
+                entry.height,
+                entry.image_set,
+            ]
             if not entry.objects:
                 writer.writerow(image + [""] * 7)
             for box in entry.objects:
                 writer.writerow(
-                    image + [box.name, *map(_number, (box.xmin, box.ymin, box.xmax, box.ymax)),
-                             box.difficult, box.truncated]
+                    image
+                    + [
+                        box.name,
+                        *map(_number, (box.xmin, box.ymin, box.xmax, box.ymax)),
+                        box.difficult,
+                        box.truncated,
+                    ]
                 )
 
 
 def _entry(rows):
     image_id, image, annotation, image_format, width, height, image_set = rows[0][:7]
     objects = tuple(
-        VocObject(name, float(xmin), float(ymin), float(xmax), float(ymax), int(difficult),
-                  int(truncated))
-        for *_, name, xmin, ymin, xmax, ymax, difficult, truncated in rows if name
+        VocObject(
+            name, float(xmin), float(ymin), float(xmax), float(ymax), int(difficult), int(truncated)
+        )
+        for *_, name, xmin, ymin, xmax, ymax, difficult, truncated in rows
+        if name
     )
-    return ImageEntry(int(image_id), image, annotation, image_format, int(width), int(height),
-                      image_set, objects)
+    return ImageEntry(
+        int(image_id), image, annotation, image_format, int(width), int(height), image_set, objects
+    )
 
 
 def read_table(path, images=None):
@@ -76,7 +103,9 @@ def read_table(path, images=None):
     with open(path, newline="", encoding="utf-8") as stream:
         reader = csv.reader(stream)
         if next(reader, None) != list(COLUMNS):
-            raise UserError(f"{path}: not an annotation table (expected columns {', '.join(COLUMNS)})")
+            raise UserError(
+                f"{path}: not an annotation table (expected columns {', '.join(COLUMNS)})"
+            )
         groups = (list(rows) for _, rows in itertools.groupby(reader, key=operator.itemgetter(0)))
         try:
             return [_entry(rows) for rows in groups if images is None or rows[0][1] in images]
@@ -90,8 +119,12 @@ def read_frame(path):
     import pandas
 
     return pandas.read_csv(
-        path, keep_default_na=False, dtype={"class": str, "image": str, "image_set": str},
-        na_values={column: [""] for column in ("xmin", "ymin", "xmax", "ymax", "difficult", "truncated")},
+        path,
+        keep_default_na=False,
+        dtype={"class": str, "image": str, "image_set": str},
+        na_values={
+            column: [""] for column in ("xmin", "ymin", "xmax", "ymax", "difficult", "truncated")
+        },
     )
 
 
@@ -106,9 +139,7 @@ def read_entries(table_path, images, source):
     by_image = {entry.image: entry for entry in read_table(table_path, set(images))}
     unknown = [image for image in images if image not in by_image]
     if unknown:
-        raise UserError(
-            f"{source}: {len(unknown)} image(s) not in {table_path}, e.g. {unknown[0]}"
-        )
+        raise UserError(f"{source}: {len(unknown)} image(s) not in {table_path}, e.g. {unknown[0]}")
     return [by_image[image] for image in images]
 
 

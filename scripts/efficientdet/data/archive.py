@@ -24,7 +24,9 @@ def _entry_path(archive, info):
         raise UserError(f"{archive}: entry {info.filename!r} has an absolute path")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise UserError(f"{archive}: entry {info.filename!r} escapes the extraction folder (zip-slip)")
+        raise UserError(
+            f"{archive}: entry {info.filename!r} escapes the extraction folder (zip-slip)"
+        )
     if stat.S_ISLNK(info.external_attr >> 16):
         raise UserError(f"{archive}: entry {info.filename!r} is a symbolic link; links are refused")
     if info.flag_bits & 0x1:

@@ -5,8 +5,24 @@ are converted to PNG, losslessly, because not every TFRecord reader decodes them
 """
 
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
-     ".pbm", ".pgm", ".ppm", ".pnm", ".sr", ".ras", ".jp2"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".sr",
+        ".ras",
+        ".jp2",
+    }
 )
 RECORD_FORMATS = ("jpeg", "png")
 

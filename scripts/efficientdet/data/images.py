@@ -19,26 +19,46 @@ _JPEG_COLOR = {1: "grayscale", 3: "color", 4: "CMYK"}
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
     format: str
-    width: int
+    width: int  # of the stored pixels
     height: int
-    color: str
+    color: str  # "color", "grayscale", "CMYK" or "unknown"
+    orientation: int = 1  # EXIF orientation (JPEG); 1: stored upright
 
 
-def _jpeg_components(data):
-    """Number of colour components in a JPEG's frame header, or None if none is found."""
+def _exif_orientation(segment):
+    """Orientation tag of an APP1 Exif segment's first IFD, 1 when absent."""
+    if not segment.startswith(b"Exif\0\0") or len(segment) < 14:
+        return 1
+    tiff = segment[6:]
+    order = "<" if tiff[:2] == b"II" else ">"
+    (offset,) = struct.unpack(order + "I", tiff[4:8])
+    if offset + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(tiff) - 11), 12):
+        tag, _, _, value = struct.unpack(order + "HHIH", tiff[entry : entry + 10])
+        if tag == 0x0112:
+            return value
+    return 1
+
+
+def _jpeg_header(data):
+    """(colour components, EXIF orientation) from a JPEG's segments before its frame header."""
+    orientation = 1
     position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return None
+    while position + 4 <= len(data) and data[position] == 0xFF:
         marker = data[position + 1]
         if marker == 0xFF:
             position += 1
             continue
-        (length,) = struct.unpack(">H", data[position + 2:position + 4])
-        if marker in _JPEG_SOF_MARKERS:
-            return data[position + 9] if position + 9 < len(data) else None
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker == 0xE1:
+            orientation = _exif_orientation(data[position + 4 : position + 2 + length])
+        elif marker in _JPEG_SOF_MARKERS:
+            components = data[position + 9] if position + 9 < len(data) else None
+            return components, orientation
         position += 2 + length
-    return None
+    return None, orientation
 
 
 def read_image_info(path):
@@ -52,9 +72,15 @@ def read_image_info(path):
         raise UserError(f"{path}: cannot decode the image (truncated, corrupt or not an image)")
     height, width = pixels.shape[:2]
     if image_format == "jpeg":
-        color = _JPEG_COLOR.get(_jpeg_components(data), "unknown")
-    else:
-        color = "grayscale" if pixels.ndim == 2 or pixels.shape[2] == 1 else "color"
+        components, orientation = _jpeg_header(data)
+        return ImageInfo(
+            image_format,
+            int(width),
+            int(height),
+            _JPEG_COLOR.get(components, "unknown"),
+            orientation,
+        )
+    color = "grayscale" if pixels.ndim == 2 or pixels.shape[2] == 1 else "color"
     return ImageInfo(image_format, int(width), int(height), color)
 
 

@@ -1,4 +1,4 @@
-"""Label maps: {id: class name}, ids are positive ints (from 1), stored as results/{dataset}/label_map.yaml."""
+"""Label maps {id: class name}, ids positive ints from 1; results/{dataset}/label_map.yaml."""
 
 import yaml
 

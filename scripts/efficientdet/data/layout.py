@@ -59,8 +59,10 @@ def _common_trailing_folders(first, second):
 
 def _closest_image(annotation, candidates):
     def closeness(image):
-        return (image.parent == annotation.parent,
-                _common_trailing_folders(image.parent, annotation.parent))
+        return (
+            image.parent == annotation.parent,
+            _common_trailing_folders(image.parent, annotation.parent),
+        )
 
     best = max(map(closeness, candidates))
     chosen = [image for image in candidates if closeness(image) == best]
@@ -84,9 +86,7 @@ def _pair(images, annotations):
             continue
         image = _closest_image(annotation, candidates)
         if image in annotation_of:
-            raise UserError(
-                f"{image}: annotated twice, by {annotation_of[image]} and {annotation}"
-            )
+            raise UserError(f"{image}: annotated twice, by {annotation_of[image]} and {annotation}")
         annotation_of[image] = annotation
     if orphans:
         raise UserError(
@@ -97,7 +97,9 @@ def _pair(images, annotations):
 
 
 def _read_list(path):
-    return [line.split()[0] for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return [
+        line.split()[0] for line in path.read_text(errors="replace").splitlines() if line.strip()
+    ]
 
 
 def _image_sets(root, voc_root, images, warnings):
@@ -110,7 +112,8 @@ def _image_sets(root, voc_root, images, warnings):
     else:
         if main.is_dir():
             warnings.append(
-                f"{voc_root / 'ImageSets/Main'}: no train.txt + val.txt nor trainval.txt + test.txt; "
+                f"{voc_root / 'ImageSets/Main'}: "
+                "no train.txt + val.txt nor trainval.txt + test.txt; "
                 "lists ignored, the split is drawn by seed"
             )
         return {}
@@ -129,7 +132,10 @@ def _image_sets(root, voc_root, images, warnings):
             if image is None:
                 continue
             if assignment.get(image) == "val" and split == "train":
-                warnings.append(f"{image}: listed in both {val_path.name} and {train_path.name}; kept in val only")
+                warnings.append(
+                    f"{image}: listed in both {val_path.name} and {train_path.name}; "
+                    "kept in val only"
+                )
             assignment[image] = split
     unlisted = [image for image in images if image not in assignment]
     if unlisted:
@@ -143,7 +149,8 @@ def _image_sets(root, voc_root, images, warnings):
 def _voc_roots(files):
     folders = {path.parent for path in files}
     return sorted(
-        folder.parent for folder in folders
+        folder.parent
+        for folder in folders
         if folder.name == "JPEGImages" and folder.parent / "Annotations" in folders
     )
 
@@ -169,7 +176,9 @@ def find_pairs(root):
         for voc_root in voc_roots:
             images = [p for p in files if p.parent == voc_root / "JPEGImages" and _is_image(p)]
             annotations = [
-                p for p in files if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
+                p
+                for p in files
+                if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
             ]
             groups.append((images, annotations, _image_sets(root, voc_root, images, warnings)))
     else:

@@ -98,14 +98,16 @@ _ENTRY_KEYS = {key: _length_delimited(_MAP_KEY, key.encode()) for key in FEATURE
 
 def encode_example(features):
     """Serializes {key: list of values} to tf.train.Example bytes; types come from FEATURE_TYPES."""
-    entries = b"".join([
-        _length_delimited(
-            _FEATURES_MAP,
-            _ENTRY_KEYS[key]
-            + _length_delimited(_MAP_VALUE, _encode_feature(FEATURE_TYPES[key], values)),
-        )
-        for key, values in features.items()
-    ])
+    entries = b"".join(
+        [
+            _length_delimited(
+                _FEATURES_MAP,
+                _ENTRY_KEYS[key]
+                + _length_delimited(_MAP_VALUE, _encode_feature(FEATURE_TYPES[key], values)),
+            )
+            for key, values in features.items()
+        ]
+    )
     return _length_delimited(_EXAMPLE_FEATURES, entries)
 
 
@@ -132,13 +134,13 @@ def _fields(buffer):
             value, position = _read_varint(buffer, position)
         elif wire_type == _LENGTH_DELIMITED:
             length, position = _read_varint(buffer, position)
-            value = buffer[position:position + length]
+            value = buffer[position : position + length]
             if len(value) != length:
                 raise ValueError("truncated field")
             position += length
         elif wire_type in (_FIXED32, _FIXED64):
             width = 4 if wire_type == _FIXED32 else 8
-            value = buffer[position:position + width]
+            value = buffer[position : position + width]
             position += width
         else:
             raise ValueError(f"unsupported wire type {wire_type}")

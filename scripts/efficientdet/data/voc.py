@@ -43,8 +43,13 @@ class VocAnnotation:
 def _parser():
     # A parser per call: lxml parsers must not be shared between threads.
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        huge_tree=False, remove_comments=True, remove_pis=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 
@@ -77,7 +82,9 @@ def _coordinate(box, tag, path, index):
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"{path}: object {index} has <{tag}> {text.strip()!r}, not a number") from None
+        raise UserError(
+            f"{path}: object {index} has <{tag}> {text.strip()!r}, not a number"
+        ) from None
     if not math.isfinite(value):
         raise UserError(f"{path}: object {index} has <{tag}> {text.strip()!r}, not a finite number")
     return value
@@ -92,7 +99,11 @@ def _object(element, path, index):
         raise UserError(f"{path}: object {index} ({name}) has no <bndbox>")
     xmin, ymin, xmax, ymax = (_coordinate(box, tag, path, index) for tag in _COORDINATES)
     return VocObject(
-        name, xmin, ymin, xmax, ymax,
+        name,
+        xmin,
+        ymin,
+        xmax,
+        ymax,
         difficult=_flag(element, "difficult", path, index),
         truncated=_flag(element, "truncated", path, index),
     )
@@ -125,7 +136,8 @@ def parse_annotation(path):
     root = tree.getroot()
     if not isinstance(root.tag, str) or etree.QName(root).localname != "annotation":
         raise UserError(
-            f"{path}: not a PASCAL VOC annotation (root element <{root.tag}>, expected <annotation>)"
+            f"{path}: not a PASCAL VOC annotation "
+            f"(root element <{root.tag}>, expected <annotation>)"
         )
     objects = tuple(
         _object(element, path, index)
@@ -146,7 +158,8 @@ def validate(annotation, width, height, path):
     elif annotation.size != (width, height):
         declared = "x".join(map(str, annotation.size))
         warnings.append(
-            f"{path}: <size> {declared} differs from the image's {width}x{height}; using the image's"
+            f"{path}: <size> {declared} differs from the image's {width}x{height}; "
+            "using the image's"
         )
     kept = []
     for index, box in enumerate(annotation.objects, start=1):
@@ -158,8 +171,10 @@ def validate(annotation, width, height, path):
             )
         clipped = dataclasses.replace(
             box,
-            xmin=min(max(box.xmin, 0.0), width), xmax=min(max(box.xmax, 0.0), width),
-            ymin=min(max(box.ymin, 0.0), height), ymax=min(max(box.ymax, 0.0), height),
+            xmin=min(max(box.xmin, 0.0), width),
+            xmax=min(max(box.xmax, 0.0), width),
+            ymin=min(max(box.ymin, 0.0), height),
+            ymax=min(max(box.ymax, 0.0), height),
         )
         if clipped != box:
             warnings.append(
