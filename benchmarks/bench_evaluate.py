@@ -62,6 +62,7 @@ class Run:
                                          epoch=tf.Variable(0, dtype=tf.int64))
         self.manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints",
                                                   max_to_keep=10, checkpoint_name="ckpt")
+        model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "model.yaml").write_text(
             yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False))
 

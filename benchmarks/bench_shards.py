@@ -1,6 +1,8 @@
 """Throughput of the shard stage: Snakemake shard jobs at 1 and 2 cores against a plain
 one-process conversion with TensorFlow's tf.io.TFRecordWriter, on the sample replicated to about
 10k images; the fixed cost of one shard job; the no-op `snakemake -n tfrecords` with 100 shards.
+Wall times depend on what else the machine runs; CPU seconds (of every process involved) less so,
+so both are printed.
 
     .venv/bin/python benchmarks/bench_shards.py [--copies 67] [--workdir DIR]
 """
@@ -206,10 +208,11 @@ def main():
 
     _shard_run(workdir, data, 2, math.ceil(images / 100), images)
     shards = len(list((data / "tfrecords").glob("*.tfrecord")))
-    timings = [_snakemake(workdir, "-n", "tfrecords")[0] for _ in range(3)]
+    walls, cpus = zip(*(_snakemake(workdir, "-n", "tfrecords") for _ in range(3)))
     print(
         f"no-op `snakemake -n tfrecords` with {shards} shards: median "
-        f"{statistics.median(timings):.2f} s of {', '.join(f'{t:.2f}' for t in timings)}"
+        f"{statistics.median(walls):.2f} s wall ({', '.join(f'{t:.2f}' for t in walls)}), "
+        f"{statistics.median(cpus):.2f} CPU-s"
     )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

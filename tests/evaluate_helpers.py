@@ -15,17 +15,24 @@ from train_helpers import LABEL_MAP, example, shape_image
 IMAGE_SIZE = 128
 
 
-def write_val_split(folder, num_images, size=IMAGE_SIZE):
-    """results/{dataset}/-like folder: one val shard, its COCO ground truth and label map."""
+def write_val_split(folder, num_images, size=IMAGE_SIZE, extra_width=0):
+    """results/{dataset}/-like folder: one val shard, its COCO ground truth and label map.
+
+    Images are `size` high and `size + extra_width` wide (a plain strip on the right).
+    """
     rng = np.random.default_rng(3)
+    width = size + extra_width
     records, images, annotations = [], [], []
     for source_id in range(1, num_images + 1):
         image, boxes, labels = shape_image(rng, size)
+        image = np.pad(image, ((0, 0), (0, extra_width), (0, 0)), constant_values=235)
+        boxes = [(ymin, xmin * size / width, ymax, xmax * size / width)
+                 for ymin, xmin, ymax, xmax in boxes]
         records.append(example(image, boxes, labels, source_id))
-        images.append({"id": source_id, "width": size, "height": size,
+        images.append({"id": source_id, "width": width, "height": size,
                        "file_name": f"{source_id}.jpg"})
         for (ymin, xmin, ymax, xmax), label in zip(boxes, labels):
-            box = [xmin * size, ymin * size, (xmax - xmin) * size, (ymax - ymin) * size]
+            box = [xmin * width, ymin * size, (xmax - xmin) * width, (ymax - ymin) * size]
             annotations.append({"id": len(annotations) + 1, "image_id": source_id,
                                 "category_id": label, "bbox": box, "area": box[2] * box[3],
                                 "iscrowd": 0, "difficult": 0})

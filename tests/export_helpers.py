@@ -104,7 +104,10 @@ def box_iou(box, boxes):
     intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
     area = np.prod(box[2:] - box[:2])
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return intersection / (area + areas - intersection)
+    union = area + areas - intersection
+    # Degenerate (zero-area) boxes count as overlapping only their equals.
+    same = np.all(np.abs(boxes - box) < 1e-3, axis=1)
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), same.astype(float))
 
 
 def confident(detections, index, min_score):

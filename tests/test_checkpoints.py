@@ -104,23 +104,45 @@ def outputs_of(model, images):
     return [output.numpy() for output in class_outputs + box_outputs]
 
 
-def test_project_checkpoint_round_trip(tmp_path):
+def perturbed_model(rng):
     model = build_model("efficientdet-d0", num_classes=3, image_size=64)
-    rng = np.random.default_rng(0)
     for weight in model.weights:
         weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), tmp_path, 1)
-    prefix = manager.save()
+    return model
 
-    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+
+@pytest.fixture(scope="module")
+def project_models():
+    """Two differently perturbed d0 models (trained weights and their average) and a third one
+    to restore into; loading overwrites every weight, so tests may share it."""
+    rng = np.random.default_rng(0)
     restored = build_model("efficientdet-d0", num_classes=3, image_size=64)
+    return perturbed_model(rng), perturbed_model(rng), restored
+
+
+IMAGES = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+
+
+def test_project_checkpoint_round_trip(tmp_path, project_models):
+    trained, _, restored = project_models
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=trained), tmp_path, 1)
+    prefix = manager.save()
     for path in (tmp_path, prefix):
+        restored.set_weights([np.zeros(weight.shape) for weight in restored.weights])
         load_checkpoint(restored, path)
-        for expected, found in zip(outputs_of(model, images), outputs_of(restored, images)):
+        for expected, found in zip(outputs_of(trained, IMAGES), outputs_of(restored, IMAGES)):
             np.testing.assert_array_equal(found, expected)
 
     with pytest.raises(UserError, match="does not fit model"):
         load_checkpoint(build_model("efficientdet-d0", num_classes=5, image_size=64), tmp_path)
+
+
+def test_project_checkpoint_gives_its_moving_average(tmp_path, project_models):
+    trained, average, restored = project_models
+    tf.train.Checkpoint(model=trained, ema_model=average).save(tmp_path / "ckpt")
+    load_checkpoint(restored, tmp_path)
+    for expected, found in zip(outputs_of(average, IMAGES), outputs_of(restored, IMAGES)):
+        np.testing.assert_array_equal(found, expected)
 
 
 @pytest.mark.parametrize("file_name, include_top", [

@@ -33,9 +33,8 @@ def _vocdevkit(root, year="VOC2012", stems=("a", "b", "c", "d"), lists=None):
 
 
 def test_vocdevkit_with_train_val_lists(tmp_path):
-    _vocdevkit(
-        tmp_path, lists={"train": ["a", "b"], "val": ["c", "zzz"], "trainval": ["a", "b", "c"]}
-    )
+    lists = {"train": ["a", "b", "c"], "val": ["c", "zzz"], "trainval": ["a", "b", "c"]}
+    _vocdevkit(tmp_path, lists=lists)
     pairs, warnings = _pairs(tmp_path)
     prefix = "VOCdevkit/VOC2012"
     assert pairs == {
@@ -46,6 +45,9 @@ def test_vocdevkit_with_train_val_lists(tmp_path):
     }
     assert any("1 listed image(s) not in JPEGImages/, skipped: zzz" in w for w in warnings)
     assert any("1 image(s) in neither train.txt nor val.txt" in w for w in warnings)
+    assert f"{prefix}/JPEGImages/c.jpg: listed in both val.txt and train.txt; kept in val only" in (
+        warnings
+    )
     assert any("4 image(s) outside the VOC JPEGImages/ folders ignored" in w for w in warnings)
 
 

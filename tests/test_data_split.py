@@ -4,7 +4,7 @@ import collections
 
 from efficientdet.cli import main
 from efficientdet.data.annotations import ImageEntry, write_table
-from efficientdet.data.voc import VocObject
+from efficientdet.data.objects import VocObject
 from efficientdet.split import seeded_split
 
 

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from efficientdet.data.label_map import discover_label_map, parse_label_map
-from efficientdet.data.voc import VocAnnotation, VocObject, parse_annotation, validate
+from efficientdet.data.objects import VocObject
+from efficientdet.data.voc import VocAnnotation, parse_annotation, validate
 from efficientdet.errors import UserError
 
 from data_helpers import voc_xml

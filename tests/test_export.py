@@ -13,6 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 from efficientdet.backends import load_backend
 from efficientdet.cli import main
 from efficientdet.config import get_config
+from efficientdet.export import evaluation_metrics, select_checkpoint
 from efficientdet.serving import OUTPUT_NAMES, Detector
 from export_helpers import (
     IMAGE_SIZE, MODEL_NAME, STEP, assert_detections_match, count_confident, exported_run,
@@ -67,30 +68,27 @@ def test_export_folder_holds_every_format_and_metadata(exported):
     assert yaml.safe_load(asset.read_text()) == LABEL_MAP
 
 
-def test_saved_model_serves_uint8_images_of_any_size_and_batch(exported):
+def test_saved_model_serves_uint8_images_of_any_size_and_batch(exported, reference):
     serving = tf.saved_model.load(str(exported.export_dir / "saved_model")).signatures[
         "serving_default"]
     spec = serving.structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, None, None, 3]
 
-    wide = np.zeros((3, 90, 200, 3), np.uint8)
-    wide[:, :, :100] = sample_images(3, size=200)[:, :90, :100]
-    detections = serving(images=tf.constant(wide))
-    assert set(detections) == set(OUTPUT_NAMES)
-    assert detections["boxes"].shape[:2] == detections["scores"].shape == (3, 100)
-    assert detections["num_detections"].shape == (3,)
-    boxes = detections["boxes"].numpy()
-    assert boxes[..., [0, 2]].max() <= 90 + 1e-3 and boxes[..., [1, 3]].max() <= 200 + 1e-3
-    classes = detections["classes"].numpy()
-    for index, count in enumerate(detections["num_detections"].numpy()):
-        assert set(classes[index, :count]) <= set(LABEL_MAP)
+    wide = serving(images=tf.zeros([3, 90, 200, 3], tf.uint8))
+    assert set(wide) == set(OUTPUT_NAMES)
+    assert wide["boxes"].shape == (3, 100, 4) and wide["scores"].shape == (3, 100)
+    assert wide["classes"].shape == (3, 100) and wide["num_detections"].shape == (3,)
+    boxes = wide["boxes"].numpy()
+    assert boxes.min() >= 0 and boxes[..., [0, 2]].max() <= 90 and boxes[..., [1, 3]].max() <= 200
 
-    # Detections in input pixels: the same as the in-memory EMA model's on the same pixels.
-    detector = Detector(exported.ema_model, get_config(MODEL_NAME, image_size=IMAGE_SIZE),
-                        len(LABEL_MAP))
-    expected = {key: value.numpy() for key, value in detector.detect(tf.constant(wide)).items()}
-    found = {key: value.numpy() for key, value in detections.items()}
-    assert_detections_match(expected, found, 0.05, **FLOAT32)
+    # Twice the size, pixel for pixel: resizing back is exact, so the detections are the
+    # checkpoint's on the originals, in the input's (doubled) pixels.
+    doubled = np.repeat(np.repeat(sample_images(4), 2, axis=1), 2, axis=2)
+    found = {key: value.numpy() for key, value in serving(images=tf.constant(doubled)).items()}
+    expected = dict(reference, boxes=reference["boxes"] * 2)
+    assert_detections_match(expected, found, MIN_SCORE, **FLOAT32)
+    for index, count in enumerate(found["num_detections"]):
+        assert set(found["classes"][index, :count]) <= set(LABEL_MAP)
 
 
 def test_export_uses_the_ema_weights(exported, reference):
@@ -147,31 +145,27 @@ def _export(*args):
     return main(["export", *map(str, args)])
 
 
-def test_best_checkpoint_is_chosen_by_coco_ap(exported, tmp_path, caplog):
-    run_dir = tmp_path / "models" / "two"
-    shutil.copytree(exported.run_dir / "checkpoints", run_dir / "checkpoints")
-    shutil.copy(exported.run_dir / "model.yaml", run_dir / "model.yaml")
-    for suffix in (".index", ".data-00000-of-00001"):
-        shutil.copy(run_dir / "checkpoints" / f"ckpt-{STEP}{suffix}",
-                    run_dir / "checkpoints" / f"ckpt-{STEP + 10}{suffix}")
+def test_best_checkpoint_is_chosen_by_coco_ap(tmp_path, caplog):
+    checkpoints = tmp_path / "models" / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
-    for step, ap in ((STEP, 0.4), (STEP + 10, 0.3), (STEP + 20, 0.9)):  # STEP + 20 is gone
+    for step in (10, 20, 30):
+        (checkpoints / f"ckpt-{step}.index").touch()
+    # ckpt-40 scored best but no longer exists; ckpt-30 is not evaluated yet.
+    for step, ap in ((10, 0.4), (20, 0.3), (40, 0.9)):
         (eval_dir / f"ckpt-{step}.json").write_text(json.dumps({"metrics": {"AP": ap}}))
 
-    output = tmp_path / "best"
-    assert _export(f"--checkpoint={run_dir}", "--select=best", f"--eval_dir={eval_dir}",
-                   "--formats", "frozen_graph", f"--output_dir={output}") == 0
-    metadata = json.loads((output / "metadata.json").read_text())
-    assert metadata["step"] == STEP and metadata["metrics"] == {"AP": 0.4}
-    assert {path.name for path in output.iterdir()} == {
-        "frozen_model.pb", "frozen_model.json", "label_map.yaml", "metadata.json"}
+    assert select_checkpoint(checkpoints, "best", eval_dir) == checkpoints / "ckpt-10"
+    assert select_checkpoint(checkpoints, "last", eval_dir) == checkpoints / "ckpt-30"
+    assert evaluation_metrics(eval_dir, 10) == {"AP": 0.4}
+    assert evaluation_metrics(eval_dir, 30) is None
 
     shutil.rmtree(eval_dir)
-    assert _export(f"--checkpoint={run_dir}", "--select=best", f"--eval_dir={eval_dir}",
-                   f"--output_dir={tmp_path / 'none'}") == 1
-    assert "no COCO evaluation" in caplog.text
-    assert not (tmp_path / "none").exists()
+    assert _export(f"--checkpoint={checkpoints.parent}", "--select=best",
+                   f"--eval_dir={eval_dir}") == 1
+    assert "no COCO evaluation of any checkpoint" in caplog.text
+    assert not (checkpoints.parent / "export").exists()
 
 
 def test_bad_checkpoints_and_label_maps_leave_no_export(exported, tmp_path, caplog):

@@ -124,6 +124,11 @@ def test_non_square_sizes(image_size, p3_size, p7_size):
     assert tuple(box_outputs[-1].shape[1:3]) == p7_size
 
 
+def test_too_elongated_size_is_a_user_error():
+    with pytest.raises(UserError, match="too elongated"):
+        build_model("efficientdet-lite0", image_size="2048x64")
+
+
 @pytest.fixture
 def restore_dtype_policy():
     yield

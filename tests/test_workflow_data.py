@@ -8,6 +8,8 @@ import threading
 import pytest
 import yaml
 
+from efficientdet.dataset_stats import OUTPUTS as STATS_OUTPUTS
+
 from conftest import SAMPLE_ZIP, run_snakemake
 
 
@@ -34,6 +36,7 @@ def test_tfrecords_stats_and_inspect_then_nothing_to_do(workdir):
         "val-00001-of-00002.tfrecord",
     ]
     assert (data / "val_coco.json").is_file()
+    assert sorted(path.name for path in (data / "stats").iterdir()) == sorted(STATS_OUTPUTS)
     assert (
         yaml.safe_load((data / "stats" / "summary.yaml").read_text())["max_objects_per_image"] == 3
     )

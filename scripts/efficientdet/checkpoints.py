@@ -5,7 +5,8 @@ Three sources:
   efficientdet-d0.tar.gz), read with tf.train.load_checkpoint and mapped onto the model by
   variable name: the BiFPN and heads carry automl's names already, the backbone's keras layer
   names are translated (block2a_expand_conv -> blocks_1/conv2d ...);
-- this project's own training checkpoints (tf.train.Checkpoint with attribute `model`);
+- this project's own training checkpoints (tf.train.Checkpoint with attribute `model`, and
+  `ema_model` for the moving average of the weights, which is then what loads);
 - Keras' ImageNet EfficientNet weights, for the backbone alone.
 """
 

@@ -1,7 +1,8 @@
 """`efficientdet evaluate`: COCO evaluation of one checkpoint on the validation TFRecords.
 
 Accepts the original tool's flags (efficientdet.flags), e.g.
-`efficientdet evaluate --model_dir=models/run --val_file_pattern='results/ds/tfrecords/val-*'`.
+`efficientdet evaluate --model_dir=models/run --val_file_pattern='results/ds/tfrecords/val-*'`;
+those that only concern training are accepted and ignored, so one params file serves both.
 The checkpoint's EMA weights detect objects in every validation image (or the first
 --eval_samples); pycocotools scores them against the COCO ground truth (default: val_coco.json
 beside the tfrecords folder). Writes a JSON (the twelve COCO metrics, per-class COCO AP and AP50,

@@ -15,6 +15,8 @@ def plot_pr_curves(evaluation, path, title):
     axes = figure.add_subplot()
     recall = evaluation.recall_thresholds
     at_50 = evaluation.precision[_iou_index(evaluation, 0.5)]
+    # [iou, recall, class] -> [recall, iou x class]: every (IoU, class) pair as one column.
+    all_ious = evaluation.precision.transpose(1, 0, 2).reshape(len(recall), -1)
     for index, row in enumerate(evaluation.per_class):
         if row["AP50"] is not None:
             axes.plot(recall, at_50[:, index], linewidth=1, alpha=0.6,
@@ -22,7 +24,7 @@ def plot_pr_curves(evaluation, path, title):
     for label, precision, style in (
         ("mean, IoU 0.5", at_50, "-"),
         ("mean, IoU 0.75", evaluation.precision[_iou_index(evaluation, 0.75)], "--"),
-        ("mean, IoU 0.5:0.95", evaluation.precision.transpose(1, 0, 2).reshape(len(recall), -1), ":"),
+        ("mean, IoU 0.5:0.95", all_ious, ":"),
     ):
         mean = _class_mean(precision)
         if mean is not None:
@@ -30,7 +32,7 @@ def plot_pr_curves(evaluation, path, title):
     axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
     axes.grid(alpha=0.3)
     if len(evaluation.per_class) <= MAX_CLASSES_IN_LEGEND:
-        axes.legend(fontsize="small", loc="lower left")
+        axes.legend(fontsize="small", loc="upper right")
     _save(figure, path)
 
 

@@ -170,9 +170,9 @@ class WeightAverage:
     def _assign(strategy, pairs, decay):
         def moved(average, value):
             if not average.dtype.is_floating:
-                return average.assign(value)
-            value = tf.cast(value, average.dtype)
-            return average.assign(average + (1.0 - tf.cast(decay, average.dtype)) * (value - average))
+                return average.assign(value, read_value=False)
+            step = (1.0 - tf.cast(decay, average.dtype)) * (average - value)
+            return average.assign_sub(step, read_value=False)
 
         for source, target in pairs:
             strategy.extended.update(_tf_variable(target), moved, args=(_tf_variable(source),))

@@ -100,8 +100,9 @@ def detector_from_checkpoint(checkpoint, description):
     model = build_model(config.name, description.num_classes, config.image_size)
     try:
         load_checkpoint(model, checkpoint)
-    except tf.errors.OpError as error:
-        raise UserError(f"{checkpoint}: cannot read this checkpoint ({error.message})") from None
+    except (tf.errors.OpError, IndexError) as error:
+        # TensorFlow's checkpoint reader raises IndexError on a truncated data file.
+        raise UserError(f"{checkpoint}: cannot read this checkpoint ({error})") from None
     return Detector(model, config, description.num_classes)
 
 

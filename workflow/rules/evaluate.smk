@@ -7,6 +7,8 @@
 # only the new checkpoints are evaluated. Checkpoints deleted since (keep-last-N) are simply
 # no longer inputs; their evaluations stay in the folder and in metrics.csv.
 
+import os
+
 EVAL = f"results/{RUN}/eval"
 CHECKPOINT_DIR = f"models/{RUN}/checkpoints"
 EVALUATE_CONFIG = config["evaluate"]
@@ -36,8 +38,9 @@ rule evaluate_checkpoint:
     wildcard_constraints:
         step=r"\d+",
     params:
-        checkpoint=f"{CHECKPOINT_DIR}/ckpt-{{step}}",
+        checkpoint=lambda wildcards, input: input.checkpoint.removesuffix(".index"),
         pattern=lambda wildcards: split_file_pattern("val"),
+        model_name=config["model"]["name"],
         batch_size=config["train"]["batch_size"],
         samples=eval_samples_option,
         tensorboard=f"models/{RUN}/logs/validation",
@@ -48,7 +51,8 @@ rule evaluate_checkpoint:
         gpu=1,
     shell:
         "efficientdet evaluate --checkpoint={params.checkpoint:q}"
-        " --val_file_pattern={params.pattern:q} --val_json_file={input.ground_truth:q}"
+        " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"
+        " --val_json_file={input.ground_truth:q}"
         " --batch_size={params.batch_size} {params.samples}"
         " --output={output.json:q} --plot={output.plot:q}"
         " --tensorboard_dir={params.tensorboard:q} > {log:q} 2>&1"
@@ -63,7 +67,9 @@ rule metrics:
     log:
         f"logs/{RUN}/metrics.log",
     params:
-        folder=EVAL,
+        folder=lambda wildcards, output: os.path.dirname(output.table),
+    # Seconds of pandas and matplotlib: not worth a cluster job.
+    localrule: True
     shell:
         "efficientdet metrics --eval_dir={params.folder:q} --output={output.table:q}"
         " --plot={output.plot:q} > {log:q} 2>&1"

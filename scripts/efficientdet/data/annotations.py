@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import operator
 
-from efficientdet.data.voc import VocObject
+from efficientdet.data.objects import VocObject
 from efficientdet.errors import UserError
 
 COLUMNS = (

@@ -136,6 +136,7 @@ def _image_sets(root, voc_root, images, warnings):
                     f"{image}: listed in both {val_path.name} and {train_path.name}; "
                     "kept in val only"
                 )
+                continue
             assignment[image] = split
     unlisted = [image for image in images if image not in assignment]
     if unlisted:

@@ -10,6 +10,7 @@ import math
 
 from lxml import etree
 
+from efficientdet.data.objects import VocObject
 from efficientdet.errors import UserError
 
 _ENTITIES_REFUSED = (
@@ -19,19 +20,6 @@ _ENTITIES_REFUSED = (
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"", "0", "false", "no", "unspecified"}
-
-
-@dataclasses.dataclass(frozen=True)
-class VocObject:
-    """One box in pixels, as written in the annotation (VOC corner coordinates)."""
-
-    name: str
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-    difficult: int = 0
-    truncated: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

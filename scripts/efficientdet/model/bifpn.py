@@ -10,6 +10,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from efficientdet.errors import UserError
+
 FUSION_EPSILON = 1e-4
 
 
@@ -61,8 +63,9 @@ class ResampleFeatureMap(keras.layers.Layer):
                 pool_size=(strides[0] + 1, strides[1] + 1), strides=strides, padding="same"
             )
         elif height > target_height or width > target_width:
-            raise ValueError(
-                f"{self.name}: cannot resample {height}x{width} to {target_height}x{target_width}"
+            raise UserError(
+                f"image_size: too elongated; {self.name} cannot resample a {height}x{width} "
+                f"feature map to {target_height}x{target_width}"
             )
 
     def call(self, x, training=None):
