@@ -16,6 +16,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 def make_strategy(name, tpu=None):
     """The tf.distribute strategy called `name`.
 
+    mirrored replicates over every GPU (over every logical CPU device on a machine without one);
     multi_worker reads the cluster from TF_CONFIG, or from SLURM's environment when a job
     step runs under srun (one task per node); tpu connects to `tpu` (a name or grpc:// address,
     default: the local TPU).
@@ -23,7 +24,8 @@ def make_strategy(name, tpu=None):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_cluster_resolver())
     if name == "tpu":

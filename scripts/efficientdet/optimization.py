@@ -168,14 +168,16 @@ class WeightAverage:
 
     @staticmethod
     def _assign(strategy, pairs, decay):
-        def moved(average, value):
+        def moved(average, value, decay):
             if not average.dtype.is_floating:
                 return average.assign(value, read_value=False)
             step = (1.0 - tf.cast(decay, average.dtype)) * (average - value)
             return average.assign_sub(step, read_value=False)
 
         for source, target in pairs:
-            strategy.extended.update(_tf_variable(target), moved, args=(_tf_variable(source),))
+            strategy.extended.update(
+                _tf_variable(target), moved, args=(_tf_variable(source), decay)
+            )
 
 
 def _tf_variable(variable):

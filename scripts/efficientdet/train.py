@@ -74,6 +74,7 @@ def train(options):
     hparams = flags.parse_hparams(options.hparams)
     data = describe_training_data(options, hparams)
     strategy = distribute.make_strategy(options.strategy, options.tpu)
+    log.info("strategy %s: %d replicas", options.strategy, strategy.num_replicas_in_sync)
     distribute.set_precision(options.mixed_precision, strategy)
     config, params = training_params(options, hparams, data)
     run = TrainingRun(options, config, params, data, strategy)

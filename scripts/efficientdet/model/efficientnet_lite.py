@@ -110,6 +110,8 @@ def inverted_residual_block(
     x = keras.layers.BatchNormalization(name=prefix + "project_bn")(x)
     if stride == 1 and filters_in == filters_out:
         if drop_rate > 0:
-            x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=prefix + "drop")(x)
+            x = keras.layers.Dropout(
+                drop_rate, noise_shape=(None, 1, 1, 1), name=prefix + "drop"
+            )(x)
         x = keras.layers.Add(name=prefix + "add")([x, inputs])
     return x
