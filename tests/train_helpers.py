@@ -100,9 +100,8 @@ def train_command(data, model_dir, *extra, epochs=2, examples=4, batch_size=2):
 
 
 def quiet_env(**extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
-    env.pop("TF_CONFIG", None)
-    return env
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    return dict(env, TF_CPP_MIN_LOG_LEVEL="2", **extra)
 
 
 def run_train(command, timeout=300, env=None):

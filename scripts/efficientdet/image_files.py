@@ -14,9 +14,13 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def find_images(source):
-    """Sorted image paths of `source`: an image file, a folder (not recursive) or a glob pattern."""
+def find_images(source, root=None):
+    """Image paths of `source`: an image file, a folder (not recursive), a glob pattern, or a
+    .txt list of paths (one per line, relative to `root`, default the list's folder, such as
+    results/{dataset}/splits/val.txt under results/{dataset}/voc)."""
     path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".txt":
+        return listed_images(path, Path(root) if root else path.parent)
     if path.is_file():
         return [path]
     if path.is_dir():
@@ -31,6 +35,14 @@ def find_images(source):
             raise UserError(f"{source}: pattern matches no images")
         return images
     raise UserError(f"{source}: no such image, folder or pattern")
+
+
+def listed_images(list_path, root):
+    lines = list_path.read_text(encoding="utf-8").splitlines()
+    images = [root / line.strip() for line in lines if line.strip()]
+    if not images:
+        raise UserError(f"{list_path}: lists no images")
+    return images
 
 
 def _is_image(path):

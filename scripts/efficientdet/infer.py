@@ -41,7 +41,10 @@ def add_arguments(parser):
     parser.add_argument("--model", nargs="+", required=True,
                         help="checkpoint, export folder, saved_model/, .pb, .tflite or .onnx; "
                              "several only with --benchmark")
-    parser.add_argument("--images", required=True, help="an image, a folder or a glob pattern")
+    parser.add_argument("--images", required=True,
+                        help="an image, a folder, a glob pattern, or a .txt list of paths")
+    parser.add_argument("--image_root",
+                        help="folder the paths of a .txt list are relative to (default: its own)")
     parser.add_argument("--output_dir", help="folder for the predictions (not with --benchmark)")
     parser.add_argument("--min_score", type=float, default=0.3,
                         help="keep detections scoring at least this; default 0.3")
@@ -64,7 +67,7 @@ def run(args):
         raise UserError(f"--batch_size={args.batch_size}: must be at least 1")
     if not 0 <= args.min_score <= 1:
         raise UserError(f"--min_score={args.min_score}: must be between 0 and 1")
-    paths = find_images(args.images)
+    paths = find_images(args.images, args.image_root)
     if args.benchmark:
         print(benchmark_table(args, paths).to_string(index=False), flush=True)
         return

@@ -72,9 +72,10 @@ def train(options):
         )
         options.val_file_pattern = options.val_file_pattern or val_records
     hparams = flags.parse_hparams(options.hparams)
-    data = describe_training_data(options, hparams)
+    # Before any TensorFlow op: multi-worker collectives are configured at start-up.
     strategy = distribute.make_strategy(options.strategy, options.tpu)
     log.info("strategy %s: %d replicas", options.strategy, strategy.num_replicas_in_sync)
+    data = describe_training_data(options, hparams)
     distribute.set_precision(options.mixed_precision, strategy)
     config, params = training_params(options, hparams, data)
     run = TrainingRun(options, config, params, data, strategy)

@@ -133,12 +133,14 @@ class TrainingRun:
         )
 
     def _dataset(self, files, training):
+        """Endless full batches; validation takes ceil(num_val / batch) of them each epoch
+        (replicas must get batches of equal size)."""
         num_classes = max(self.data.label_map)
 
         def dataset(input_context=None):
             return make_dataset(
                 files, self.config, training, self.options.batch_size, num_classes,
-                input_context=input_context,
+                input_context=input_context, repeat=True, drop_remainder=True,
             )
 
         if self.strategy.num_replicas_in_sync == 1:
