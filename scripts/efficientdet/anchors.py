@@ -68,6 +68,14 @@ def merge_levels(level_outputs, values_per_anchor):
     return tf.concat(flat, axis=1)
 
 
+def merge_head_outputs(cls_outputs, box_outputs):
+    """The model's (class, box) head outputs -> (logits [B, N, C], deltas [B, N, 4]), float32."""
+    num_anchors = box_outputs[0].shape[-1] // 4
+    num_classes = cls_outputs[0].shape[-1] // num_anchors
+    logits = tf.cast(merge_levels(cls_outputs, num_classes), tf.float32)
+    return logits, tf.cast(merge_levels(box_outputs, 4), tf.float32)
+
+
 def encode_boxes(boxes, anchors):
     """Boxes [..., N, 4] yxyx -> automl deltas (ty, tx, th, tw) relative to anchors [N, 4]."""
     return bounding_boxes.encode_box_to_deltas(

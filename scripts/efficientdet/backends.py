@@ -7,6 +7,7 @@ Every backend takes a batch of images already resized and padded to the model si
 carry the network alone; their outputs go through the same decode and NMS as the others.
 """
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -106,11 +107,8 @@ class _NetworkBackend:
     def __init__(self, path):
         self.path = Path(path)
         self.description, _ = exported_model(self.path)
-        config = self.description.config
-        self._postprocess = tf.function(
-            lambda logits, deltas: detections_from_network(logits, deltas, config),
-            reduce_retracing=True,
-        )
+        self._postprocess = _postprocess_function(self.description.config,
+                                                  self.description.num_classes)
 
     def _check_network(self, input_shape, output_shapes):
         height, width = self.description.config.image_size
@@ -122,6 +120,16 @@ class _NetworkBackend:
     def detect(self, images):
         outputs = self.run_network(images)
         return _numpy(self._postprocess(*(outputs[name] for name in NETWORK_OUTPUT_NAMES)))
+
+
+@functools.cache
+def _postprocess_function(config, num_classes):
+    """Decode and NMS as one tf.function per model, traced once for any batch size."""
+    return tf.function(
+        lambda logits, deltas: detections_from_network(logits, deltas, config),
+        input_signature=[tf.TensorSpec([None, None, num_classes], tf.float32),
+                         tf.TensorSpec([None, None, 4], tf.float32)],
+    )
 
 
 class TFLiteBackend(_NetworkBackend):

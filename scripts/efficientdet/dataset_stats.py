@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from efficientdet.data.annotations import read_frame
+from efficientdet.data.annotations import read_frame, read_image_list
 from efficientdet.data.label_map import read_label_map
 from efficientdet.data.layout import SPLITS
 
@@ -40,7 +40,7 @@ def add_arguments(parser):
 def _with_splits(table, split_lists):
     split_of = {}
     for split, path in split_lists.items():
-        split_of.update(dict.fromkeys(path.read_text(encoding="utf-8").splitlines(), split))
+        split_of.update(dict.fromkeys(read_image_list(path), split))
     return table.assign(split=table["image"].map(split_of).fillna(""))
 
 
@@ -81,31 +81,35 @@ def _box_sizes(objects):
     )
 
 
+def _bars_per_split(axes, positions, heights):
+    """Train and val bars side by side at `positions`; `heights(split)` gives their heights."""
+    for offset, split in zip((-0.2, 0.2), SPLITS):
+        axes.bar(positions + offset, heights(split), width=0.4, label=split)
+    axes.legend()
+
+
+def _save(figure, path):
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def _plot_class_counts(counts, path):
     figure = Figure(figsize=(max(6, 0.4 * len(counts)), 4))
     axes = figure.subplots()
     positions = np.arange(len(counts))
-    for offset, split in zip((-0.2, 0.2), SPLITS):
-        axes.bar(positions + offset, counts[f"objects_{split}"], width=0.4, label=split)
+    _bars_per_split(axes, positions, lambda split: counts[f"objects_{split}"])
     axes.set_xticks(positions, counts["class"], rotation=60, ha="right")
     axes.set_ylabel("objects")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def _plot_objects_per_image(histogram, path):
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
-    for offset, split in zip((-0.2, 0.2), SPLITS):
-        axes.bar(
-            histogram["objects"] + offset, histogram[f"images_{split}"], width=0.4, label=split
-        )
+    _bars_per_split(axes, histogram["objects"], lambda split: histogram[f"images_{split}"])
     axes.set_xlabel("objects per image")
     axes.set_ylabel("images")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def _plot_box_sizes(boxes, path):
@@ -120,8 +124,7 @@ def _plot_box_sizes(boxes, path):
     aspects.hist(np.log2(boxes["aspect_ratio"]), bins=40)
     aspects.set_xlabel("log2(width / height)")
     aspects.set_ylabel("boxes")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def _summary(per_image, boxes, label_map):

@@ -57,6 +57,15 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def is_multi_worker(strategy):
+    """Whether `strategy` spans several processes."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or isinstance(strategy, tf.distribute.TPUStrategy):
+        return False
+    tasks = resolver.cluster_spec().as_dict()
+    return sum(len(tasks.get(kind, ())) for kind in ("chief", "worker")) > 1
+
+
 def task_name(strategy):
     """'worker-1'-like name of this process in its cluster; '' for a single process."""
     resolver = getattr(strategy, "cluster_resolver", None)

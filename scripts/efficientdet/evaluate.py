@@ -27,10 +27,11 @@ from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import decoded_examples, prepare_example, shard_paths
 from efficientdet.errors import UserError
 from efficientdet.evaluation_plots import plot_pr_curves
+from efficientdet.model_description import from_dict, run_description_path
 from efficientdet.postprocess import postprocess
 from efficientdet.serving import model_anchors, nms_options
 from efficientdet.training_data import dataset_folder
-from efficientdet.training_run import CHECKPOINTS, DESCRIPTION
+from efficientdet.training_run import CHECKPOINTS
 from efficientdet.voc_ap import voc_ap_per_class
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ def run(args):
     detections, image_ids = detect(model, target.config, val_files, options.batch_size,
                                    options.eval_samples)
     log.info("%d detections on %d images", len(detections), len(image_ids))
-    report = evaluation_report(ground_truth, detections, image_ids)
+    try:
+        report = evaluation_report(ground_truth, detections, image_ids)
+    except UserError as error:
+        raise UserError(f"{ground_truth_path}: {error}") from None
     log.info("COCO metrics:\n%s", report["evaluation"].summary_text)
     result = {
         "checkpoint": target.checkpoint,
@@ -135,19 +139,16 @@ def describe_model(options, dataset_label_map):
     checkpoints) by the flags and the dataset's label map.
     """
     checkpoint = resolve_checkpoint(options)
-    run_folder = Path(checkpoint).parent.parent
-    description_path = run_folder / DESCRIPTION
+    description_path = run_description_path(checkpoint)
     overrides = model_overrides(flags.parse_hparams(options.hparams))
     if options.image_size:
         overrides["image_size"] = options.image_size
     if description_path.is_file():
-        recorded = yaml.safe_load(description_path.read_text()) or {}
-        recorded_map = {int(key): name for key, name in (recorded.get("label_map") or {}).items()}
-        check_label_maps(recorded_map, dataset_label_map, description_path)
-        recorded_config = model_overrides(_tuples(recorded.get("config") or {}))
-        recorded_config.pop("name", None)
-        config = get_config(recorded["model_name"], **{**recorded_config, **overrides})
-        num_classes = int(recorded.get("num_classes") or max(recorded_map))
+        recorded = from_dict(yaml.safe_load(description_path.read_text()) or {}, description_path)
+        check_label_maps(recorded.label_map, dataset_label_map, description_path)
+        values = {**recorded.config.as_dict(), **overrides}
+        config = get_config(values.pop("name"), **values)
+        num_classes = recorded.num_classes
     else:
         config = get_config(options.model_name, **overrides)
         num_classes = max(dataset_label_map)
@@ -286,13 +287,6 @@ def log_to_tensorboard(folder, metrics, step):
             if value is not None:
                 tf.summary.scalar(f"coco/{name}", value, step=step)
     writer.close()
-
-
-def _tuples(value):
-    """YAML lists back to the tuples of the config (image_size, aspect_ratios)."""
-    if isinstance(value, dict):
-        return {key: _tuples(item) for key, item in value.items()}
-    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
 
 
 def _text(value):

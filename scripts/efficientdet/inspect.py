@@ -95,6 +95,7 @@ def run(args):
                 raise UserError(f"{where}: not a tf.train.Example ({error})") from None
             image = draw_record(features, where)
             source_id = features[tfrecord.SOURCE_ID][0].decode()
-            cv2.imwrite(str(folder / f"{source_id}.jpg"), image)
+            if not cv2.imwrite(str(folder / f"{source_id}.jpg"), image):
+                raise UserError(f"{where}: cannot write {args.output / source_id}.jpg")
             drawn += 1
     log.info("%d images drawn into %s", drawn, args.output)

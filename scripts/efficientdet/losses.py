@@ -13,7 +13,7 @@ import math
 import keras
 import tensorflow as tf
 
-from efficientdet.anchors import IGNORE, decode_boxes, merge_levels
+from efficientdet.anchors import IGNORE, decode_boxes, merge_head_outputs
 
 IOU_LOSS_TYPES = ("iou", "giou", "diou", "ciou")
 
@@ -101,15 +101,12 @@ def detection_loss(
     (one of IOU_LOSS_TYPES) `anchors` are required and iou_loss_weight * IoU loss over the
     positives joins the total; box_loss stays the Huber loss.
     """
-    num_anchors = box_outputs[0].shape[-1] // 4
-    num_classes = cls_outputs[0].shape[-1] // num_anchors
-    logits = tf.cast(merge_levels(cls_outputs, num_classes), tf.float32)
-    deltas = tf.cast(merge_levels(box_outputs, 4), tf.float32)
+    logits, deltas = merge_head_outputs(cls_outputs, box_outputs)
     cls_targets = tf.cast(cls_targets, tf.int32)
     box_targets = tf.cast(box_targets, tf.float32)
     normalizer = tf.reduce_sum(tf.cast(num_positives, tf.float32)) + 1.0
 
-    one_hot = tf.one_hot(cls_targets, num_classes, dtype=tf.float32)
+    one_hot = tf.one_hot(cls_targets, logits.shape[-1], dtype=tf.float32)
     not_ignored = tf.cast(cls_targets != IGNORE, tf.float32)[..., tf.newaxis]
     class_loss = tf.reduce_sum(
         focal_loss(logits, one_hot, alpha, gamma, label_smoothing) * not_ignored

@@ -9,7 +9,7 @@ automl: a kept box scales an overlapping score by exp(-iou^2 / soft_nms_sigma).
 
 import tensorflow as tf
 
-from efficientdet.anchors import decode_boxes, merge_levels
+from efficientdet.anchors import decode_boxes, merge_head_outputs
 
 NMS_METHODS = ("hard", "gaussian")
 
@@ -38,10 +38,8 @@ def postprocess(
     """
     if method not in NMS_METHODS:
         raise ValueError(f"NMS method must be one of {NMS_METHODS}, got {method!r}")
-    num_anchors = box_outputs[0].shape[-1] // 4
-    num_classes = cls_outputs[0].shape[-1] // num_anchors
-    logits = tf.cast(merge_levels(cls_outputs, num_classes), tf.float32)
-    deltas = tf.cast(merge_levels(box_outputs, 4), tf.float32)
+    logits, deltas = merge_head_outputs(cls_outputs, box_outputs)
+    num_classes = logits.shape[-1]
     batch_size = tf.shape(logits)[0]
 
     flat_logits = tf.reshape(logits, [batch_size, -1])

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from lxml import etree
 
+from efficientdet.data.atomic import atomic_output
+
 SEED = 20240601
 NUM_IMAGES = 150
 NEGATIVE_EVERY = 19  # image indices divisible by this have no objects and no XML
@@ -121,7 +123,7 @@ def sample_files():
 
 
 def write_sample(path):
-    with zipfile.ZipFile(path, "w") as archive:
+    with atomic_output(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
         folder = zipfile.ZipInfo(f"{TOP_FOLDER}/", _ZIP_DATE)
         folder.external_attr = 0o40755 << 16
         archive.writestr(folder, b"")

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import scale_loss_for_distribution
 
-from efficientdet import optimization
+from efficientdet import distribute, optimization
 from efficientdet.anchors import generate_anchors
 from efficientdet.losses import detection_loss
 
@@ -48,6 +48,13 @@ class DetectionTrainer(keras.Model):
             )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the detectors exist and the optimizer is built before fit.
+
+        Keras 3.15 would first reduce a data batch over the replicas, which fails for nested
+        batches under MultiWorkerMirroredStrategy.
+        """
+
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -66,10 +73,14 @@ class DetectionTrainer(keras.Model):
         l2_loss = optimization.l2_loss(kernels, self.weight_decay)
         return dict(loss=total + l2_loss, class_loss=class_loss, box_loss=box_loss, l2_loss=l2_loss)
 
-    def _record(self, losses):
+    def _record(self, losses, **extra):
         for name, value in losses.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()} | extra
+        if distribute.is_multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15 averages logs over workers along axis 0, which scalars lack.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def train_step(self, data):
         images, targets = data
@@ -80,9 +91,7 @@ class DetectionTrainer(keras.Model):
             scaled = self.optimizer.scale_loss(scale_loss_for_distribution(losses["loss"]))
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.average.update(self.optimizer.iterations)
-        logs = self._record(losses)
-        logs["learning_rate"] = self.optimizer.learning_rate
-        return logs
+        return self._record(losses, learning_rate=self.optimizer.learning_rate)
 
     def test_step(self, data):
         images, targets = data

@@ -13,6 +13,7 @@ import math
 
 import tensorflow as tf
 
+from efficientdet.data.augment import clip_boxes
 from efficientdet.errors import UserError
 
 MAX_LEVEL = 10.0
@@ -276,9 +277,7 @@ def transform_boxes(boxes, matrix, image_size):
         tf.reduce_min(moved_y, axis=-1), tf.reduce_min(moved_x, axis=-1),
         tf.reduce_max(moved_y, axis=-1), tf.reduce_max(moved_x, axis=-1),
     ], axis=-1)
-    height = tf.cast(image_size[0], tf.float32)
-    width = tf.cast(image_size[1], tf.float32)
-    return tf.clip_by_value(moved, 0.0, tf.stack([height, width, height, width]))
+    return clip_boxes(moved, image_size)
 
 
 def transform_with_boxes(image, boxes, matrix):

@@ -77,7 +77,6 @@ class ResampleFeatureMap(keras.layers.Layer):
         return upsample_nearest(x, self.target_size)
 
 
-
 def upsample_nearest(x, target_size):
     """Nearest-neighbour resize without half-pixel centres (TF1's resize_nearest_neighbor, as
     automl): output row i reads input row floor(i * in / out)."""
@@ -156,7 +155,6 @@ class FusionNode(keras.layers.Layer):
             weights = ops.softmax(ops.stack(weights))
             nodes = [node * weights[i] for i, node in enumerate(nodes)]
         return sum(nodes[1:], nodes[0])
-
 
 
 class BiFPNCell(keras.layers.Layer):
