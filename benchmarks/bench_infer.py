@@ -83,13 +83,13 @@ def main():
                 rows.append({"format": label, "batch": batch_size,
                              "ms_per_image": 1000 * seconds / batch_size,
                              "images_per_s": batch_size / seconds})
-                print(f"{label:<13} batch {batch_size}: {1000 * seconds / batch_size:8.1f} ms/image",
-                      flush=True)
+                print(f"{label:<13} batch {batch_size}: "
+                      f"{1000 * seconds / batch_size:8.1f} ms/image", flush=True)
     table = pd.DataFrame(rows)
     height, width = config.image_size
-    print(f"\n{args.model} {height}x{width}, {args.num_classes} classes, median of {args.runs} runs; "
-          f"TensorFlow {tf.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"\n{args.model} {height}x{width}, {args.num_classes} classes, "
+          f"median of {args.runs} runs; TensorFlow {tf.__version__}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     print(table.round(2).to_string(index=False))
     latency = table[table["batch"] == 1].set_index("format")["ms_per_image"]
     for first, second in (("frozen_graph", "saved_model"), ("tflite_int8", "tflite_fp32")):

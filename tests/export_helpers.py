@@ -115,7 +115,9 @@ def confident(detections, index, min_score):
     count = int(detections["num_detections"][index])
     scores = detections["scores"][index][:count]
     keep = scores >= min_score
-    return detections["boxes"][index][:count][keep], scores[keep], detections["classes"][index][:count][keep]
+    boxes = detections["boxes"][index][:count]
+    classes = detections["classes"][index][:count]
+    return boxes[keep], scores[keep], classes[keep]
 
 
 def assert_detections_match(reference, other, min_score, min_iou, score_tolerance):

@@ -128,7 +128,8 @@ def test_int8_tflite_is_integer_and_tracks_float(exported):
     for name in ("class_logits", "box_deltas"):
         correlation = np.corrcoef(float_outputs[name].ravel(), int8_outputs[name].ravel())[0, 1]
         assert correlation >= 0.85, name
-    scores = [1 / (1 + np.exp(-outputs["class_logits"])) for outputs in (float_outputs, int8_outputs)]
+    scores = [1 / (1 + np.exp(-outputs["class_logits"]))
+              for outputs in (float_outputs, int8_outputs)]
     assert np.abs(scores[0] - scores[1]).mean() <= 0.01
 
 

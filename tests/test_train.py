@@ -10,9 +10,11 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 import yaml
 
-from efficientdet import flags, train
+from conftest import REFERENCE
+from efficientdet import build_model, flags, load_checkpoint, train
 from efficientdet.errors import UserError
 from train_helpers import LABEL_MAP, quiet_env, run_train, train_command, write_dataset
 
@@ -48,16 +50,23 @@ def test_kill_resume_and_nan(tmp_path):
     model_dir = tmp_path / "model"
     done = tmp_path / "done.json"
 
-    # 1. A run of many epochs, killed with SIGKILL once it has written a checkpoint.
-    first = subprocess.Popen(
-        train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, epochs=50),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=quiet_env(),
-    )
-    try:
-        wait_for_checkpoint(model_dir, first)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+    # 1. A run of many epochs from the official d0 checkpoint (90 classes: its class head is
+    #    not loaded), killed with SIGKILL once it has written a checkpoint.
+    pretrained = f"--pretrained_ckpt={REFERENCE / 'automl-efficientdet-d0'}"
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as stderr:
+        first = subprocess.Popen(
+            train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, pretrained,
+                          epochs=50),
+            stdout=subprocess.DEVNULL, stderr=stderr, env=quiet_env(),
+        )
+        try:
+            wait_for_checkpoint(model_dir, first)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+    assert "skipped 2 head weights of another shape" in first_log.read_text()
+    assert "initialised from" in first_log.read_text()
     steps_at_kill = checkpoint_steps(model_dir)
     assert steps_at_kill and steps_at_kill[-1] % 2 == 0
 
@@ -87,6 +96,18 @@ def test_kill_resume_and_nan(tmp_path):
     assert description["label_map"] == LABEL_MAP
     assert description["config"]["max_instances_per_image"] == 2
     assert description["optimization"]["optimizer"] == "adam"
+
+    # Evaluation and export load the weight average.
+    model = build_model("efficientdet-d0", num_classes=3, image_size=128)
+    load_checkpoint(model, str(model_dir / "checkpoints"))
+    reader = tf.train.load_checkpoint(str(model_dir / "checkpoints" / latest_checkpoint(model_dir)))
+    averaged = sorted(
+        (tuple(shape), round(float(np.sum(reader.get_tensor(name))), 3))
+        for name, shape in reader.get_variable_to_shape_map().items()
+        if name.startswith("ema_model/")
+    )
+    loaded = sorted((tuple(w.shape), round(float(np.sum(w.numpy())), 3)) for w in model.weights)
+    assert loaded == averaged
 
     # 3. A diverging continuation stops with a clear message and writes no checkpoint.
     last_good = latest_checkpoint(model_dir)

@@ -4,7 +4,9 @@ import argparse
 
 import pytest
 
-from efficientdet import flags, train
+from conftest import SAMPLE_ZIP
+from efficientdet import flags, train, url_dataset
+from efficientdet.data.tfrecord import read_records
 from efficientdet.errors import UserError
 
 
@@ -107,3 +109,17 @@ def test_hparams_yaml_file(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(UserError, match="mapping"):
         flags.parse_hparams(str(path))
+
+
+def test_url_dataset_prepares_records_once(tmp_path):
+    train_records, val_records = url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7)
+    train_count = sum(1 for _ in read_records(train_records))
+    val_count = sum(1 for _ in read_records(val_records))
+    assert train_count > val_count > 0
+    assert (tmp_path / "data" / "label_map.yaml").is_file()
+    assert (tmp_path / "data" / "val_coco.json").is_file()
+    modified = (tmp_path / "data" / "tfrecords" / "train-00000-of-00001.tfrecord").stat().st_mtime
+    assert url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7) == (
+        train_records, val_records)
+    assert (tmp_path / "data" / "tfrecords" / "train-00000-of-00001.tfrecord").stat().st_mtime \
+        == modified

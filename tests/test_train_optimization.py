@@ -123,3 +123,13 @@ def test_weight_average_dynamic_decay():
     for averaged, initial in zip(twin.weights, start):
         expected = (initial + 0.9) * decay + (initial + 1.0) * (1 - decay)
         np.testing.assert_allclose(averaged.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_momentum():
+    model = small_model()
+    optimization.set_batch_norm_momentum(model, None)
+    assert model.get_layer("bn").momentum == pytest.approx(0.99)
+    optimization.set_batch_norm_momentum(model, 0.9)
+    assert model.get_layer("bn").momentum == pytest.approx(0.9)
+    with pytest.raises(UserError, match="batch_norm_momentum"):
+        optimization.set_batch_norm_momentum(model, 1.5)

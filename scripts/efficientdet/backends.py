@@ -15,13 +15,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from efficientdet.checkpoints import checkpoint_prefix
 from efficientdet.errors import UserError
 from efficientdet.export_metadata import METADATA, exported_model
 from efficientdet.frozen_graph import load_frozen_graph
 from efficientdet.model_description import describe_checkpoint
 from efficientdet.serving import (
-    INPUT_NAME, NETWORK_OUTPUT_NAMES, detections_from_network, detector_from_checkpoint,
+    INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detections_from_network,
+    detector_from_checkpoint,
 )
+from efficientdet.training_run import CHECKPOINTS
 
 SAVED_MODEL_FILE = "saved_model.pb"
 EXPORT_DEFAULT = "saved_model"
@@ -60,9 +63,6 @@ class CheckpointBackend:
     kind = "checkpoint"
 
     def __init__(self, path, model_name=None, image_size=None, label_map=None):
-        from efficientdet.checkpoints import checkpoint_prefix
-        from efficientdet.training_run import CHECKPOINTS
-
         if (Path(path) / CHECKPOINTS).is_dir():
             path = Path(path) / CHECKPOINTS
         self.path = checkpoint_prefix(os.fspath(path))
@@ -79,9 +79,14 @@ class SavedModelBackend:
     def __init__(self, path):
         self.path = Path(path)
         self.description, _ = exported_model(self.path)
-        self._serving = tf.saved_model.load(str(self.path)).signatures["serving_default"]
-        _check_shape(self.path, "input", self._serving.structured_input_signature[1][INPUT_NAME].shape,
-                     [None, None, None, 3])
+        try:
+            self._serving = tf.saved_model.load(str(self.path)).signatures["serving_default"]
+        except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+            raise UserError(f"{self.path}: cannot load this SavedModel ({error})") from None
+        outputs = set(self._serving.structured_outputs)
+        if outputs != set(OUTPUT_NAMES):
+            raise UserError(f"{self.path}: serving_default returns {sorted(outputs)}, "
+                            f"not an EfficientDet export's {list(OUTPUT_NAMES)}")
 
     def detect(self, images):
         return _numpy(self._serving(**{INPUT_NAME: tf.constant(images)}))
@@ -197,7 +202,6 @@ def _dims(shape):
 
 
 def _check_shape(path, name, shape, expected):
-    shape = list(tf.TensorShape(shape).as_list()) if not isinstance(shape, list) else shape
     compatible = len(shape) == len(expected) and all(
         want is None or got is None or got == want for got, want in zip(shape, expected)
     )

@@ -35,8 +35,8 @@ def draw_detections(image_bgr, boxes, label_ids, scores, label_map):
             caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
         )
         # The caption sits above the box, or inside it when the box touches the top edge.
-        text_top = top_left[1] - text_h - baseline if top_left[1] >= text_h + baseline else top_left[1]
-        corner = (top_left[0], text_top)
+        text_top = top_left[1] - text_h - baseline
+        corner = (top_left[0], text_top if text_top >= 0 else top_left[1])
         cv2.rectangle(
             canvas, corner, (corner[0] + text_w, corner[1] + text_h + baseline), colour, cv2.FILLED
         )

@@ -18,8 +18,8 @@ Writes into --output_dir (models/{run}/export/ in the workflow), all or nothing:
 
 import json
 import logging
+import importlib.util
 import platform
-import re
 from pathlib import Path
 
 import keras
@@ -31,6 +31,7 @@ from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
+from efficientdet.evaluate import checkpoint_step
 from efficientdet.export_metadata import write_metadata
 from efficientdet.frozen_graph import write_frozen_graph
 from efficientdet.model_description import describe_checkpoint
@@ -58,17 +59,19 @@ def tflite_name(quantization):
 
 def add_arguments(parser):
     parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint prefix (models/run/checkpoints/ckpt-1200), or a folder "
-                             "of checkpoints (models/run/checkpoints or models/run) to --select from")
+                        help="checkpoint prefix (models/run/checkpoints/ckpt-1200), or a "
+                             "folder (models/run/checkpoints or models/run) to --select from")
     parser.add_argument("--select", choices=("last", "best"), default="last",
                         help="from a folder: the last checkpoint, or the best by COCO AP in "
                              "--eval_dir; default last")
     parser.add_argument("--eval_dir",
-                        help="per-checkpoint evaluations ckpt-{step}.json (default results/{run}/eval)")
+                        help="per-checkpoint evaluations ckpt-{step}.json "
+                             "(default results/{run}/eval)")
     parser.add_argument("--model_name", help="variant, for checkpoints without a run's model.yaml")
     parser.add_argument("--image_size", help="int or WxH, for checkpoints without model.yaml")
     parser.add_argument("--label_map",
-                        help="label_map.yaml; required without model.yaml, checked against it otherwise")
+                        help="label_map.yaml; required without model.yaml, "
+                             "checked against it otherwise")
     parser.add_argument("--output_dir", help="export folder (default models/{run}/export)")
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS),
                         help="what to export; default all")
@@ -88,6 +91,9 @@ def run(args):
     eval_dir = Path(args.eval_dir) if args.eval_dir else Path("results") / run_name / "eval"
     if checkpoint is None:
         checkpoint = select_checkpoint(checkpoint_dir, args.select, eval_dir)
+    if "onnx" in args.formats and importlib.util.find_spec("tf2onnx") is None:
+        raise UserError("ONNX export needs tf2onnx: pip install 'efficientdet-workflow[onnx]', "
+                        "or leave onnx out of --formats")
     int8 = "tflite" in args.formats and "int8" in args.quantizations
     if int8 and not args.calibration_file_pattern:
         raise UserError("--calibration_file_pattern is required for the int8 TFLite model")
@@ -125,7 +131,8 @@ def export_all(detector, description, folder, formats, quantizations, calibratio
         exported.append(SAVED_MODEL)
     if "frozen_graph" in formats:
         log.info("freezing the graph")
-        names = write_frozen_graph(detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME], OUTPUT_NAMES)
+        names = write_frozen_graph(detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME],
+                                   OUTPUT_NAMES)
         (folder / FROZEN_GRAPH_NAMES).write_text(json.dumps(names, indent=2) + "\n")
         exported += [FROZEN_GRAPH, FROZEN_GRAPH_NAMES]
     if "tflite" in formats:
@@ -151,11 +158,8 @@ def save_saved_model(detector, path, label_map_path):
 
 
 def save_onnx(detector, path):
-    try:
-        import tf2onnx
-    except ImportError:
-        raise UserError("ONNX export needs tf2onnx: pip install 'efficientdet-workflow[onnx]', "
-                        "or leave onnx out of --formats") from None
+    import tf2onnx
+
     tf2onnx.convert.from_function(
         detector.network, input_signature=detector.network.input_signature,
         opset=ONNX_OPSET, output_path=str(path),
@@ -179,11 +183,6 @@ def default_output_dir(checkpoint_dir):
         raise UserError(f"{checkpoint_dir}: not a training run's checkpoints folder; "
                         "give --output_dir")
     return checkpoint_dir.parent / "export"
-
-
-def checkpoint_step(checkpoint):
-    match = re.search(r"-(\d+)$", Path(checkpoint).name)
-    return int(match.group(1)) if match else 0
 
 
 def select_checkpoint(folder, select, eval_dir):
@@ -225,7 +224,8 @@ def calibration_images(file_pattern, config, count):
         for example in decoded_examples(file_pattern, training=False).take(count):
             images.append(letterbox(example["image"], config.image_size)[0])
     except tf.errors.OpError as error:
-        raise UserError(f"{file_pattern}: cannot read calibration images ({error.message})") from None
+        raise UserError(f"{file_pattern}: cannot read calibration images "
+                        f"({error.message})") from None
     if not images:
         raise UserError(f"{file_pattern}: no calibration images in these TFRecords")
     log.info("int8 calibration on %d images of %s", len(images), file_pattern)

@@ -8,7 +8,7 @@ from efficientdet.errors import UserError
 
 
 def freeze(function):
-    """The concrete function of a tf.function (with an input_signature), variables made constants."""
+    """The concrete function of a tf.function with an input_signature, variables as constants."""
     return convert_variables_to_constants_v2(function.get_concrete_function())
 
 
@@ -47,7 +47,8 @@ def load_frozen_graph(path, tensor_names):
     try:
         return wrapped.prune(
             [wrapped.graph.get_tensor_by_name(name) for name in tensor_names["inputs"].values()],
-            {key: wrapped.graph.get_tensor_by_name(name) for key, name in tensor_names["outputs"].items()},
+            {key: wrapped.graph.get_tensor_by_name(name)
+             for key, name in tensor_names["outputs"].items()},
         )
     except KeyError as error:
         raise UserError(f"{path}: graph lacks a node named in its JSON: {error}") from None

@@ -1,7 +1,8 @@
 """`efficientdet infer`: detect objects in images with a checkpoint or any exported model.
 
 --model picks the backend by its path: a checkpoint (prefix or folder), an export folder or its
-saved_model/, frozen_model.pb, a .tflite or a .onnx file. Writes into --output_dir, all or
+saved_model/, frozen_model.pb, a .tflite or a .onnx file. --images is an image, a folder, a
+glob or a .txt list of paths (relative to --image_root). Writes into --output_dir, all or
 nothing: images/ (each input with its boxes, class names and scores drawn), detections.csv and
 detections.json (one row per detection: image, width, height, label_id, label, score, ymin,
 xmin, ymax, xmax in original pixels). Images that cannot be decoded are skipped with a warning.
@@ -76,9 +77,9 @@ def run(args):
     if not args.output_dir:
         raise UserError("--output_dir is required (where the predictions go)")
     backend = open_backend(args, args.model[0])
-    table = predict(backend, paths, Path(args.output_dir), args.min_score, args.batch_size)
+    table, done = predict(backend, paths, Path(args.output_dir), args.min_score, args.batch_size)
     log.info("%s: %d detections scoring >= %.2f on %d images -> %s", backend.kind, len(table),
-             args.min_score, table.attrs["images"], args.output_dir)
+             args.min_score, done, args.output_dir)
 
 
 def open_backend(args, path):
@@ -92,7 +93,10 @@ def open_backend(args, path):
 
 
 def predict(backend, paths, output_dir, min_score, batch_size):
-    """Runs `backend` on every image, writing output_dir as described above; returns the table."""
+    """Runs `backend` on every image and writes output_dir as described above.
+
+    Returns the detections table and the number of images decoded.
+    """
     label_map = backend.description.label_map
     names = output_names(paths)
     rows, done = [], 0
@@ -101,26 +105,26 @@ def predict(backend, paths, output_dir, min_score, batch_size):
         progress = tqdm(total=len(paths), unit="image", disable=len(paths) <= batch_size)
         for start in range(0, len(paths), batch_size):
             batch = decoded_images(paths[start:start + batch_size])
+            if batch:
+                batch_paths, images = zip(*batch)
+                for path, image, found in zip(batch_paths, images, detect_images(backend, images)):
+                    keep = found["scores"] >= min_score
+                    found = {key: value[keep] for key, value in found.items()}
+                    rows += detection_rows(names[path], image.shape, found, label_map)
+                    annotated = draw_detections(
+                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR), found["boxes"], found["classes"],
+                        found["scores"], label_map,
+                    )
+                    write_image(folder / IMAGES / names[path], annotated)
+                    done += 1
             progress.update(min(batch_size, len(paths) - start))
-            if not batch:
-                continue
-            batch_paths, images = zip(*batch)
-            for path, image, found in zip(batch_paths, images, detect_images(backend, images)):
-                keep = found["scores"] >= min_score
-                found = {key: value[keep] for key, value in found.items()}
-                rows += detection_rows(names[path], image.shape, found, label_map)
-                annotated = draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), found["boxes"],
-                                            found["classes"], found["scores"], label_map)
-                write_image(folder / IMAGES / names[path], annotated)
-                done += 1
         progress.close()
         if not done:
             raise UserError(f"none of the {len(paths)} images could be decoded")
         table = pd.DataFrame(rows, columns=COLUMNS)
         table.to_csv(folder / CSV, index=False)
         table.to_json(folder / JSON, orient="records", indent=2)
-    table.attrs["images"] = done
-    return table
+    return table, done
 
 
 def output_names(paths):
@@ -138,13 +142,15 @@ def decoded_images(paths):
 
 def detect_images(backend, images):
     """Per image: numpy boxes (yxyx, original pixels, clipped), scores, classes."""
-    batch, scales = zip(*(letterbox(image, backend.description.config.image_size) for image in images))
+    image_size = backend.description.config.image_size
+    batch, scales = zip(*(letterbox(image, image_size) for image in images))
     detections = backend.detect(np.stack(batch))
     results = []
     for index, (image, scale) in enumerate(zip(images, scales)):
         count = int(detections["num_detections"][index])
         height, width = image.shape[:2]
-        boxes = np.clip(detections["boxes"][index][:count] * scale, 0, [height, width, height, width])
+        boxes = np.clip(detections["boxes"][index][:count] * scale, 0,
+                        [height, width, height, width])
         results.append({
             "boxes": boxes,
             "scores": detections["scores"][index][:count],
@@ -159,7 +165,8 @@ def detection_rows(name, shape, found, label_map):
         {
             "image": name, "width": width, "height": height, "label_id": int(label_id),
             "label": label_map.get(int(label_id), str(int(label_id))), "score": float(score),
-            "ymin": float(box[0]), "xmin": float(box[1]), "ymax": float(box[2]), "xmax": float(box[3]),
+            "ymin": float(box[0]), "xmin": float(box[1]),
+            "ymax": float(box[2]), "xmax": float(box[3]),
         }
         for box, label_id, score in zip(found["boxes"], found["classes"], found["scores"])
     ]
@@ -180,7 +187,8 @@ def benchmark_table(args, paths):
         backend = open_backend(args, model)
         images = benchmark_images(paths, backend.description.config.image_size, args.batch_size)
         for batch_size in sorted({1, args.batch_size}):
-            seconds = time_backend(backend, images[:batch_size], args.warmup_runs, args.benchmark_runs)
+            seconds = time_backend(backend, images[:batch_size], args.warmup_runs,
+                                   args.benchmark_runs)
             rows.append({
                 "backend": backend.kind,
                 "model": str(model),

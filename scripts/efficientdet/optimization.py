@@ -31,6 +31,8 @@ DEFAULTS = {
     "clip_gradients_norm": 10.0,
     "moving_average_decay": 0.9998,
     "var_freeze_expr": None,
+    # Not the original's: None keeps the model's 0.99; short runs want faster statistics.
+    "batch_norm_momentum": None,
 }
 
 
@@ -135,6 +137,17 @@ def freeze_variables(model, pattern):
     for variable in frozen:
         variable.trainable = False
     return frozen
+
+
+def set_batch_norm_momentum(model, momentum):
+    """Sets the momentum of the moving statistics of every batch normalization in `model`."""
+    if momentum is None:
+        return
+    if not 0 <= float(momentum) < 1:
+        raise UserError(f"hparams batch_norm_momentum: {momentum} is not in [0, 1)")
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
 
 
 class WeightAverage:

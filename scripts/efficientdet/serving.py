@@ -9,6 +9,7 @@ no TensorFlow-only (Flex) op is needed and soft-NMS keeps working.
 
 import tensorflow as tf
 
+from efficientdet import build_model, load_checkpoint
 from efficientdet.anchors import generate_anchors, merge_levels
 from efficientdet.errors import UserError
 from efficientdet.postprocess import postprocess
@@ -94,8 +95,6 @@ class Detector:
 
 def detector_from_checkpoint(checkpoint, description):
     """A Detector with the weights of `checkpoint` (its EMA weights, for a training checkpoint)."""
-    from efficientdet import build_model, load_checkpoint
-
     config = description.config
     model = build_model(config.name, description.num_classes, config.image_size)
     try:

@@ -31,7 +31,7 @@ class TrainingRun:
     """The model, optimizer and checkpoints of the run in `options.model_dir`.
 
     Builds everything under `strategy`'s scope, then restores the latest checkpoint, or (first
-    start) loads `options.pretrained_ckpt` and records the run's description in model.yaml.
+    start) loads `options.pretrained_ckpt`; records the run's description in model.yaml.
     """
 
     def __init__(self, options, config, params, data, strategy):
@@ -54,7 +54,7 @@ class TrainingRun:
                 self._restore(latest)
             else:
                 self._initialize()
-        if self.chief and not latest:
+        if self.chief:
             with atomic_output(self.model_dir / DESCRIPTION) as temporary:
                 temporary.write_text(yaml.safe_dump(description, sort_keys=False))
         self.initial_epoch = int(self.epoch.numpy())
@@ -63,6 +63,7 @@ class TrainingRun:
         num_classes = max(self.data.label_map)
         self.detector = build_model(self.config.name, num_classes, self.config.image_size)
         average = build_model(self.config.name, num_classes, self.config.image_size)
+        optimization.set_batch_norm_momentum(self.detector, params["batch_norm_momentum"])
         frozen = optimization.freeze_variables(self.detector, params["var_freeze_expr"])
         if frozen:
             log.info("frozen: %d variables matching %r", len(frozen), params["var_freeze_expr"])
