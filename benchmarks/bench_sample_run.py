@@ -8,6 +8,7 @@ Goal (issue 4): under 10 minutes on 2 CPU cores, AP50 >= 0.8 on the sample's val
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def main():
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
          "--directory", str(workdir), "--cores", str(args.cores), "evaluate"],
         capture_output=True, text=True,
+        env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
     )
     seconds = time.perf_counter() - started
     if result.returncode != 0:

@@ -22,7 +22,8 @@ def test_frozen_model_and_predictions_targets(workdir):
     }
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(overrides))
     run_snakemake(workdir, "frozen_model", "predictions",
-                  "--configfile", "config/config.yaml", "tiny.yaml", timeout=1500)
+                  "--configfile", workdir / "config" / "config.yaml", workdir / "tiny.yaml",
+                  timeout=1500)
 
     export = workdir / "models" / RUN / "export"
     metadata = json.loads((export / "metadata.json").read_text())

@@ -5,7 +5,6 @@ folder (results/{dataset}/); records made elsewhere are scanned instead (labels 
 """
 
 import dataclasses
-import glob
 from pathlib import Path
 
 import tensorflow as tf
@@ -18,6 +17,8 @@ from efficientdet.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
+    """The records to train and validate on, and what the model must be sized for."""
+
     train_files: list
     val_files: list
     label_map: dict
@@ -36,8 +37,8 @@ class RecordSummary:
 
 
 def match_files(pattern, flag):
-    """Sorted files matching a glob, or an error naming the flag."""
-    files = sorted(glob.glob(pattern))
+    """Sorted files matching a glob (local or any file system TensorFlow reads), or an error."""
+    files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise UserError(f"--{flag}={pattern}: no file matches")
     return files
