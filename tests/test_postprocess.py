@@ -100,6 +100,20 @@ def test_boxes_in_original_image_pixels():
     np.testing.assert_allclose(boxes[0], np.array(BOX_A) * 200 / 32, rtol=1e-5)
 
 
+def test_boxes_reaching_into_the_padding_end_at_the_image_border():
+    original = tf.zeros([100, 200, 3], tf.uint8)  # the model sees rows 16..31 as padding
+    # Box D (rows 24..32, columns 24..32 of the model image) lies in the padding rows and
+    # reaches past the right edge: it ends up flat on the bottom border, cut at the right one.
+    _, scale = resize_and_pad(original, IMAGE_SIZE)
+    cls_outputs, box_outputs = head_outputs([DETECTIONS])
+    result = postprocess(cls_outputs, box_outputs, ANCHORS, IMAGE_SIZE, scale[tf.newaxis],
+                         tf.constant([[100, 200]]), score_threshold=0.05)
+    boxes = result["boxes"].numpy()[0, : result["num_detections"].numpy()[0]]
+    box_d = boxes[np.argmax(boxes[:, 0])]
+    np.testing.assert_allclose(box_d, [100, 24 * 200 / 32, 100, 200], rtol=1e-5)
+    assert boxes[:, [0, 2]].max() <= 100 and boxes[:, [1, 3]].max() <= 200
+
+
 @pytest.mark.parametrize("method", ["hard", "gaussian"])
 def test_exported_function_with_unknown_batch(tmp_path, method):
     spec = (

@@ -219,11 +219,12 @@ def detect(model, config, val_files, batch_size, max_samples=None):
     @tf.function(input_signature=[
         tf.TensorSpec([None, *config.image_size, 3], tf.float32),
         tf.TensorSpec([None], tf.float32),
+        tf.TensorSpec([None, 2], tf.int32),
     ])
-    def detect_batch(images, scales):
+    def detect_batch(images, scales, image_sizes):
         class_outputs, box_outputs = model(images, training=False)
         return postprocess(class_outputs, box_outputs, anchors, config.image_size, scales,
-                           **nms_options(config))
+                           image_sizes, **nms_options(config))
 
     examples = decoded_examples(val_files, training=False).map(
         lambda example: prepare_example(example, config, training=False),
@@ -232,13 +233,16 @@ def detect(model, config, val_files, batch_size, max_samples=None):
     if max_samples:
         examples = examples.take(max_samples)
     batches = examples.map(
-        lambda example: (example["image"], example["scale"], example["source_id"])
+        lambda example: (
+            example["image"], example["scale"], example["image_size"], example["source_id"]
+        )
     ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     detections, image_ids = [], []
     try:
-        for images, scales, source_ids in batches:
-            found = {key: value.numpy() for key, value in detect_batch(images, scales).items()}
+        for images, scales, image_sizes, source_ids in batches:
+            found = detect_batch(images, scales, tf.cast(image_sizes, tf.int32))
+            found = {key: value.numpy() for key, value in found.items()}
             for index, image_id in enumerate(source_ids.numpy().tolist()):
                 image_ids.append(image_id)
                 detections += _coco_results(image_id, found, index)

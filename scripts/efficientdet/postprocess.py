@@ -20,6 +20,7 @@ def postprocess(
     anchors,
     image_size,
     image_scales=None,
+    image_sizes=None,
     *,
     method="hard",
     per_class=True,
@@ -33,7 +34,8 @@ def postprocess(
 
     cls_outputs / box_outputs: head outputs (lists over levels, layout in anchors.py);
     anchors [N, 4] for `image_size` (height, width); image_scales [B] (original pixels per
-    model pixel, from resize_and_pad) or None. Returns boxes [B, D, 4] yxyx, scores [B, D],
+    model pixel, from resize_and_pad) or None; image_sizes [B, 2] (original height, width) or
+    None: scaled boxes reaching into the padding end at the image's border. Returns boxes [B, D, 4] yxyx, scores [B, D],
     classes [B, D] (label ids, 0 in padding), num_detections [B].
     """
     if method not in NMS_METHODS:
@@ -87,4 +89,8 @@ def postprocess(
     )
     if image_scales is not None:
         boxes = boxes * tf.cast(tf.reshape(image_scales, [-1, 1, 1]), tf.float32)
+    if image_sizes is not None:
+        heights, widths = tf.unstack(tf.cast(image_sizes, tf.float32), axis=-1)
+        limits = tf.stack([heights, widths, heights, widths], axis=-1)[:, tf.newaxis, :]
+        boxes = tf.minimum(boxes, limits)
     return {"boxes": boxes, "scores": scores, "classes": classes, "num_detections": num_detections}

@@ -39,7 +39,7 @@ def model_anchors(config):
     )
 
 
-def detections_from_network(class_logits, box_deltas, config, image_scales=None):
+def detections_from_network(class_logits, box_deltas, config, image_scales=None, image_sizes=None):
     """Decode and NMS of the network's merged outputs: a dict of OUTPUT_NAMES tensors."""
     return postprocess(
         [tf.convert_to_tensor(class_logits, tf.float32)],
@@ -47,6 +47,7 @@ def detections_from_network(class_logits, box_deltas, config, image_scales=None)
         model_anchors(config),
         config.image_size,
         image_scales,
+        image_sizes,
         **nms_options(config),
     )
 
@@ -78,16 +79,12 @@ class Detector:
     def _detect(self, images):
         with tf.name_scope("preprocess"):
             resized, scales = resize_and_pad(images, self.config.image_size)
+            image_sizes = tf.tile(tf.shape(images)[tf.newaxis, 1:3], [tf.shape(images)[0], 1])
         class_outputs, box_outputs = self.model(resized, training=False)
         with tf.name_scope("postprocess"):
             detections = detections_from_network(
                 merge_levels(class_outputs, self.num_classes), merge_levels(box_outputs, 4),
-                self.config, scales,
-            )
-            # Boxes reaching into the padding end at the image's border.
-            height, width = tf.unstack(tf.cast(tf.shape(images)[1:3], tf.float32))
-            detections["boxes"] = tf.clip_by_value(
-                detections["boxes"], 0.0, tf.stack([height, width, height, width])
+                self.config, scales, image_sizes,
             )
         # Named identities give the frozen graph fixed output node names.
         return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}
