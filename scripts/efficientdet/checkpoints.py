@@ -60,11 +60,21 @@ def load_checkpoint(model, path):
         load_keras_backbone_weights(model, path)
         return
     prefix = checkpoint_prefix(path)
-    shapes = dict(tf.train.list_variables(prefix))
-    if any(name.startswith("model/") for name in shapes):
-        load_project_checkpoint(model, prefix)
-    else:
-        load_automl_checkpoint(model, prefix, shapes)
+    try:
+        shapes = dict(tf.train.list_variables(prefix))
+        if any(name.startswith("model/") for name in shapes):
+            load_project_checkpoint(model, prefix)
+        else:
+            load_automl_checkpoint(model, prefix, shapes)
+    except (tf.errors.OpError, IndexError) as error:
+        # TensorFlow's checkpoint reader raises IndexError on a truncated data file.
+        raise UserError(f"{prefix}: cannot read this checkpoint ({error})") from None
+
+
+def checkpoint_step(checkpoint):
+    """The global step in a name like ckpt-1200 (0 for other names)."""
+    match = re.search(r"-(\d+)$", os.path.basename(os.fspath(checkpoint)))
+    return int(match.group(1)) if match else 0
 
 
 def checkpoint_prefix(path):

@@ -13,7 +13,6 @@ import collections
 import dataclasses
 import json
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import tensorflow as tf
 import yaml
 
 from efficientdet import build_model, flags, load_checkpoint
+from efficientdet.checkpoints import checkpoint_step
 from efficientdet.coco_metrics import category_names, evaluate_detections, load_ground_truth
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.data.atomic import atomic_output
@@ -170,12 +170,6 @@ def resolve_checkpoint(options):
     if not Path(f"{given}.index").is_file():
         raise UserError(f"{given}: checkpoint not found (no {given.name}.index)")
     return str(given)
-
-
-def checkpoint_step(checkpoint):
-    """The global step in a name like ckpt-1200 (0 for other names)."""
-    match = re.search(r"-(\d+)$", Path(checkpoint).name)
-    return int(match.group(1)) if match else 0
 
 
 def model_overrides(hparams):

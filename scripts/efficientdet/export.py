@@ -27,11 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from efficientdet import __version__
+from efficientdet.checkpoints import checkpoint_step
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
-from efficientdet.evaluate import checkpoint_step
 from efficientdet.export_metadata import write_metadata
 from efficientdet.frozen_graph import write_frozen_graph
 from efficientdet.model_description import describe_checkpoint

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from efficientdet import build_model, load_checkpoint
 from efficientdet.anchors import generate_anchors, merge_levels
-from efficientdet.errors import UserError
 from efficientdet.postprocess import postprocess
 from efficientdet.preprocess import resize_and_pad
 
@@ -94,11 +93,7 @@ def detector_from_checkpoint(checkpoint, description):
     """A Detector with the weights of `checkpoint` (its EMA weights, for a training checkpoint)."""
     config = description.config
     model = build_model(config.name, description.num_classes, config.image_size)
-    try:
-        load_checkpoint(model, checkpoint)
-    except (tf.errors.OpError, IndexError) as error:
-        # TensorFlow's checkpoint reader raises IndexError on a truncated data file.
-        raise UserError(f"{checkpoint}: cannot read this checkpoint ({error})") from None
+    load_checkpoint(model, checkpoint)
     return Detector(model, config, description.num_classes)
 
 
