@@ -7,11 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from efficientdet.data.annotations import read_image_list
+from efficientdet.data.image_formats import IMAGE_SUFFIXES
+from efficientdet.data.images import DECODE_FLAGS
 from efficientdet.errors import UserError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def find_images(source, root=None):
@@ -26,7 +27,7 @@ def find_images(source, root=None):
     if path.is_dir():
         images = sorted(item for item in path.iterdir() if _is_image(item))
         if not images:
-            raise UserError(f"{source}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise UserError(f"{source}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return images
     if glob.has_magic(str(source)):
         images = sorted(Path(item) for item in glob.glob(str(source), recursive=True))
@@ -38,8 +39,7 @@ def find_images(source, root=None):
 
 
 def listed_images(list_path, root):
-    lines = list_path.read_text(encoding="utf-8").splitlines()
-    images = [root / line.strip() for line in lines if line.strip()]
+    images = [root / line.strip() for line in read_image_list(list_path)]
     if not images:
         raise UserError(f"{list_path}: lists no images")
     return images
@@ -57,8 +57,7 @@ def read_image(path):
         log.warning("%s: skipped, cannot be read: %s", path, error)
         return None
     # EXIF orientation is ignored, as TensorFlow's decoders (and so training) ignore it.
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(data, flags) if data.size else None
+    image = cv2.imdecode(data, DECODE_FLAGS) if data.size else None
     if image is None:
         log.warning("%s: skipped, not a decodable image", path)
         return None

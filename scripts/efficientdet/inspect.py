@@ -10,16 +10,16 @@ import logging
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from efficientdet.data import tfrecord
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.images import decode_record_image
+from efficientdet.drawing import class_colour, draw_box, line_style, put_caption
 from efficientdet.errors import UserError
 
 _SCALARS = (tfrecord.ENCODED, tfrecord.SOURCE_ID, tfrecord.HEIGHT, tfrecord.WIDTH)
 _BOX = (tfrecord.BBOX_XMIN, tfrecord.BBOX_YMIN, tfrecord.BBOX_XMAX, tfrecord.BBOX_YMAX)
-_WARNING_COLOR = (0, 0, 255)
+_WARNING_COLOUR = (0, 0, 255)
 log = logging.getLogger(__name__)
 
 
@@ -27,21 +27,6 @@ def add_arguments(parser):
     parser.add_argument("--tfrecords", required=True, nargs="+", type=Path, help="shard files")
     parser.add_argument("--num-images", type=int, default=16, help="images to draw")
     parser.add_argument("--output", required=True, type=Path, help="folder to create")
-
-
-def _color(label_id):
-    hsv = np.uint8([[[(label_id * 47) % 180, 220, 255]]])
-    return tuple(int(value) for value in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
-
-
-def _put_text(image, text, origin, color):
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-    x, y = origin
-    y = max(y, height + baseline)
-    cv2.rectangle(image, (x, y - height - baseline), (x + width, y), color, cv2.FILLED)
-    cv2.putText(
-        image, text, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
-    )
 
 
 def draw_record(features, where):
@@ -62,16 +47,15 @@ def draw_record(features, where):
     }
     if len(set(lengths.values())) > 1:
         raise UserError(f"{where}: object lists differ in length {lengths}")
+    thickness, font_scale = line_style(image)
     boxes = zip(*(features[key] for key in _BOX))
     for (xmin, ymin, xmax, ymax), label_id, text in zip(boxes, labels, texts):
-        color = _color(label_id)
-        top_left = (round(xmin * width), round(ymin * height))
-        cv2.rectangle(image, top_left, (round(xmax * width), round(ymax * height)), color, 2)
-        _put_text(image, f"{text} ({label_id})", top_left, color)
+        box = (ymin * height, xmin * width, ymax * height, xmax * width)
+        draw_box(image, box, class_colour(label_id), f"{text} ({label_id})", thickness, font_scale)
     if image.shape[:2] != (height, width):
         message = f"decoded {image.shape[1]}x{image.shape[0]} != record {width}x{height}"
         log.warning("%s: %s", where, message)
-        _put_text(image, message, (0, image.shape[0] - 2), _WARNING_COLOR)
+        put_caption(image, message, (0, image.shape[0] - 2), _WARNING_COLOUR, thickness, font_scale)
     return image
 
 
