@@ -72,8 +72,7 @@ def _run_on_slurm(workdir, snakefile, *targets, max_threads):
         "--max-threads", str(max_threads),
         *targets,
     ]
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}; 124 = timed out):\n"
         f"{result.stdout[-3000:]}\n{result.stderr[-10000:]}"

@@ -10,7 +10,7 @@ no TensorFlow-only (Flex) op is needed and soft-NMS keeps working.
 import tensorflow as tf
 
 from efficientdet import build_model, load_checkpoint
-from efficientdet.anchors import generate_anchors, merge_levels
+from efficientdet.anchors import generate_anchors, merge_head_outputs
 from efficientdet.postprocess import postprocess
 from efficientdet.preprocess import resize_and_pad
 
@@ -69,11 +69,10 @@ class Detector:
         )
 
     def _network(self, images):
-        class_outputs, box_outputs = self.model(tf.cast(images, tf.float32), training=False)
-        return {
-            "class_logits": merge_levels(class_outputs, self.num_classes),
-            "box_deltas": merge_levels(box_outputs, 4),
-        }
+        class_logits, box_deltas = merge_head_outputs(
+            *self.model(tf.cast(images, tf.float32), training=False)
+        )
+        return {"class_logits": class_logits, "box_deltas": box_deltas}
 
     def _detect(self, images):
         with tf.name_scope("preprocess"):
@@ -82,8 +81,7 @@ class Detector:
         class_outputs, box_outputs = self.model(resized, training=False)
         with tf.name_scope("postprocess"):
             detections = detections_from_network(
-                merge_levels(class_outputs, self.num_classes), merge_levels(box_outputs, 4),
-                self.config, scales, image_sizes,
+                *merge_head_outputs(class_outputs, box_outputs), self.config, scales, image_sizes
             )
         # Named identities give the frozen graph fixed output node names.
         return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}
