@@ -5,7 +5,8 @@ The batch is synthetic and fixed (random pixels, random boxes labelled onto the 
 figures measure the model's step, not the input pipeline. Warm-up steps (tracing) are excluded.
 
     python benchmarks/bench_train.py --sizes 256 512 --batch_size 8
-    python benchmarks/bench_train.py --sizes 512 --batch_size 64 --mixed_precision mixed_float16 --jit_compile
+    python benchmarks/bench_train.py --sizes 512 --batch_size 64 \
+        --mixed_precision mixed_float16 --jit_compile
 """
 
 import argparse
@@ -58,10 +59,10 @@ def measure(model_name, image_size, batch_size, steps, warmup, jit_compile):
     trainer.average.reset()
     dataset = tf.data.Dataset.from_tensors(synthetic_batch(config, batch_size)).repeat()
     started = time.perf_counter()
-    trainer.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    trainer.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     warmup_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     seconds = time.perf_counter() - started
     return warmup_seconds, seconds / steps, batch_size * steps / seconds
 

@@ -16,6 +16,7 @@ import yaml
 from conftest import REFERENCE
 from efficientdet import build_model, flags, load_checkpoint, train
 from efficientdet.errors import UserError
+from efficientdet.training_run import drop_unsaved_epochs
 from train_helpers import LABEL_MAP, quiet_env, run_train, train_command, write_dataset
 
 # Two images and batch 2 without augmentation: every step sees the same batch.
@@ -160,3 +161,13 @@ def test_label_map_mismatch_refuses_to_resume(tmp_path):
     with pytest.raises(UserError, match="model.yaml: the checkpoints of this run were trained "
                                         "with label_map"):
         train_in_process(train_command(data, model_dir))
+
+
+def test_history_rows_without_checkpoint_are_dropped_on_resume(tmp_path):
+    path = tmp_path / "history.csv"
+    pd.DataFrame({"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "step": [2, 4, 6]}).to_csv(
+        path, index=False)
+    drop_unsaved_epochs(path, 4)
+    assert list(pd.read_csv(path)["step"]) == [2, 4]
+    drop_unsaved_epochs(path, 4)
+    assert list(pd.read_csv(path)["epoch"]) == [0, 1]

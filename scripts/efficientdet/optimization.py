@@ -104,7 +104,8 @@ def make_optimizer(params, schedule):
     clip = float(clip) if clip else None
     name = str(params["optimizer"]).lower()
     if name == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=float(params["momentum"]), global_clipnorm=clip)
+        momentum = float(params["momentum"])
+        return keras.optimizers.SGD(schedule, momentum=momentum, global_clipnorm=clip)
     if name == "adam":
         return keras.optimizers.Adam(schedule, global_clipnorm=clip)
     raise UserError(f"hparams optimizer: {params['optimizer']!r} is not sgd or adam")
@@ -173,11 +174,7 @@ class WeightAverage:
         step = tf.cast(step, tf.float32)
         decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
         pairs = list(zip(self.model.weights, self.average.weights))
-        context = tf.distribute.get_replica_context()
-        if context is None:
-            self._assign(tf.distribute.get_strategy(), pairs, decay)
-        else:
-            context.merge_call(self._assign, args=(pairs, decay))
+        tf.distribute.get_replica_context().merge_call(self._assign, args=(pairs, decay))
 
     @staticmethod
     def _assign(strategy, pairs, decay):

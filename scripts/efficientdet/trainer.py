@@ -2,7 +2,6 @@
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from efficientdet import distribute, optimization
 from efficientdet.anchors import generate_anchors
@@ -88,10 +87,13 @@ class DetectionTrainer(keras.Model):
         with tf.GradientTape() as tape:
             losses = self._detection_losses(self.detector, images, targets, training=True)
             # Gradients are summed over replicas: each contributes its share of the mean.
-            scaled = self.optimizer.scale_loss(scale_loss_for_distribution(losses["loss"]))
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.average.update(self.optimizer.iterations)
-        return self._record(losses, learning_rate=self.optimizer.learning_rate)
+        return self._record(
+            losses, learning_rate=self.optimizer.learning_rate, step=self.optimizer.iterations
+        )
 
     def test_step(self, data):
         images, targets = data

@@ -18,8 +18,7 @@ class EpochCheckpoints(keras.callbacks.Callback):
     """Saves a checkpoint numbered by the global step after every epoch whose loss is finite.
 
     A NaN or infinite loss stops training at once with TrainingDiverged, before the epoch's
-    checkpoint, so the latest checkpoint always holds finite weights. Runs before the loggers:
-    it adds `step` to the epoch's logs.
+    checkpoint, so the latest checkpoint always holds finite weights.
     """
 
     def __init__(self, manager, epoch, iterations):
@@ -37,7 +36,6 @@ class EpochCheckpoints(keras.callbacks.Callback):
         step = int(self.iterations.numpy())
         self.epoch.assign(epoch + 1)
         path = self.manager.save(checkpoint_number=step)
-        logs["step"] = step
         log.info("epoch %d: saved %s", epoch + 1, path)
 
     def _check(self, loss):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import keras
+import pandas as pd
 import tensorflow as tf
 import yaml
 
@@ -98,25 +99,35 @@ class TrainingRun:
             raise UserError(f"{path}: cannot resume from this checkpoint ({error})") from None
         log.info("resuming from %s (epoch %d, step %d)", path, int(self.epoch.numpy()),
                  self.global_step())
+        if self.chief:
+            drop_unsaved_epochs(self.model_dir / HISTORY, self.global_step())
 
     def _initialize(self):
-        if self.options.pretrained_ckpt:
+        pretrained = self.options.pretrained_ckpt
+        if pretrained:
             from efficientdet import load_checkpoint
 
-            load_checkpoint(self.detector, self.options.pretrained_ckpt)
-            log.info("initialised from %s", self.options.pretrained_ckpt)
+            warn_if_other_classes(pretrained, self.data.label_map)
+            load_checkpoint(self.detector, pretrained)
+            log.info("initialised from %s", pretrained)
         self.trainer.average.reset()
 
     def fit(self):
         options = self.options
-        callbacks = [EpochCheckpoints(self.manager, self.epoch, self.trainer.optimizer.iterations)]
+        # Logs first: a kill between the history row and the checkpoint leaves a row that
+        # the resumed run drops (see _restore).
+        callbacks = []
         if self.chief:
             callbacks += [
                 keras.callbacks.CSVLogger(str(self.model_dir / HISTORY), append=True),
                 keras.callbacks.TensorBoard(
-                    str(self.model_dir / TENSORBOARD), profile_batch=(2, 6) if options.profile else 0
+                    str(self.model_dir / TENSORBOARD),
+                    profile_batch=(2, 6) if options.profile else 0,
                 ),
             ]
+        callbacks.append(
+            EpochCheckpoints(self.manager, self.epoch, self.trainer.optimizer.iterations)
+        )
         validation, validation_steps = None, None
         if self.data.val_files:
             validation = self._dataset(self.data.val_files, training=False)
@@ -187,6 +198,31 @@ def check_same_run(path, description):
                 f"{recorded.get(key)}, not {description[key]}; train under another run name "
                 "(train.run / --model_dir) or delete the run's folder"
             )
+
+
+def drop_unsaved_epochs(path, step):
+    """Removes history rows of epochs after `step`, whose checkpoint was never written."""
+    if not path.is_file():
+        return
+    history = pd.read_csv(path)
+    kept = history[history["step"] <= step]
+    if len(kept) < len(history):
+        with atomic_output(path) as temporary:
+            kept.to_csv(temporary, index=False)
+
+
+def warn_if_other_classes(pretrained, label_map):
+    """Fine-tuning a run's checkpoint on other classes is allowed, but worth a warning."""
+    path = Path(pretrained)
+    for description in (path.parent.parent / DESCRIPTION, path.parent / DESCRIPTION):
+        if description.is_file():
+            recorded = (yaml.safe_load(description.read_text()) or {}).get("label_map") or {}
+            recorded = {int(label_id): name for label_id, name in recorded.items()}
+            if recorded != label_map:
+                log.warning("%s: the pretrained model was trained on classes %s, this dataset "
+                            "has %s; its class head is retrained", description, recorded,
+                            label_map)
+            return
 
 
 def _plain(value):
