@@ -46,6 +46,7 @@ TRAIN_FLAGS = (
     flags.Flag("jit_compile", flags.parse_bool, False, "compile training steps with XLA"),
     flags.Flag("steps_per_execution", flags.positive_int, 1, "training steps per tf.function call"),
     flags.Flag("keep_checkpoints", flags.positive_int, 10, "number of checkpoints to keep"),
+    flags.Flag("cache", flags.parse_bool, False, "keep the decoded images in memory"),
     flags.Flag("done", str, None, "JSON file written when training completes"),
 )
 

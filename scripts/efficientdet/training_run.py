@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 import yaml
 
-from efficientdet import build_model, distribute, optimization
+from efficientdet import build_model, distribute, load_checkpoint, optimization
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import make_dataset
 from efficientdet.errors import UserError
@@ -105,8 +105,6 @@ class TrainingRun:
     def _initialize(self):
         pretrained = self.options.pretrained_ckpt
         if pretrained:
-            from efficientdet import load_checkpoint
-
             warn_if_other_classes(pretrained, self.data.label_map)
             load_checkpoint(self.detector, pretrained)
             log.info("initialised from %s", pretrained)
@@ -153,6 +151,7 @@ class TrainingRun:
             return make_dataset(
                 files, self.config, training, self.options.batch_size, num_classes,
                 input_context=input_context, repeat=True, drop_remainder=True,
+                cache=self.options.cache,
             )
 
         if self.strategy.num_replicas_in_sync == 1:

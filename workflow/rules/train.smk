@@ -44,6 +44,7 @@ def train_flags(wildcards):
         "jit_compile": TRAIN_CONFIG["jit_compile"],
         "steps_per_execution": TRAIN_CONFIG["steps_per_execution"],
         "keep_checkpoints": TRAIN_CONFIG["keep_checkpoints"],
+        "cache": TRAIN_CONFIG["cache"],
     }
     return " ".join(
         shlex.quote(f"--{name}={value}") for name, value in values.items() if value is not None
