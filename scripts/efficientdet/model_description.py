@@ -12,7 +12,9 @@ import yaml
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
-from efficientdet.training_run import DESCRIPTION
+
+# A run's description in models/{run}/: model, image size, label map and hyperparameters.
+DESCRIPTION = "model.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ModelDescription:
             "image_size": list(self.config.image_size),
             "num_classes": self.num_classes,
             "label_map": {str(label_id): name for label_id, name in self.label_map.items()},
-            "config": _plain(self.config.as_dict()),
+            "config": yaml_ready(self.config.as_dict()),
         }
 
 
@@ -95,11 +97,12 @@ def describe_difference(expected, found):
     return "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
 
 
-def _plain(value):
+def yaml_ready(value):
+    """Tuples to lists, recursively, for YAML and JSON."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: yaml_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [yaml_ready(item) for item in value]
     return value
 
 

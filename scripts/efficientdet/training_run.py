@@ -15,13 +15,13 @@ from efficientdet import build_model, distribute, load_checkpoint, optimization
 from efficientdet.data.atomic import atomic_output
 from efficientdet.data.input import make_dataset
 from efficientdet.errors import UserError
+from efficientdet.model_description import DESCRIPTION, yaml_ready
 from efficientdet.trainer import DetectionTrainer
 from efficientdet.training_callbacks import EpochCheckpoints
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
-DESCRIPTION = "model.yaml"
 HISTORY = "history.csv"
 TENSORBOARD = "logs"
 # What a resumed run must share with the checkpoints it resumes from.
@@ -180,8 +180,8 @@ def describe_run(config, params, label_map):
         "image_size": list(config.image_size),
         "num_classes": max(label_map),
         "label_map": dict(label_map),
-        "config": _plain(config.as_dict()),
-        "optimization": _plain(params),
+        "config": yaml_ready(config.as_dict()),
+        "optimization": yaml_ready(params),
     }
 
 
@@ -222,12 +222,3 @@ def warn_if_other_classes(pretrained, label_map):
                             "has %s; its class head is retrained", description, recorded,
                             label_map)
             return
-
-
-def _plain(value):
-    """Tuples to lists, recursively, for YAML."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
