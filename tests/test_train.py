@@ -51,13 +51,15 @@ def test_kill_resume_and_nan(tmp_path):
     model_dir = tmp_path / "model"
     done = tmp_path / "done.json"
 
-    # 1. A run of many epochs from the official d0 checkpoint (90 classes: its class head is
-    #    not loaded), killed with SIGKILL once it has written a checkpoint.
-    pretrained = f"--pretrained_ckpt={REFERENCE / 'automl-efficientdet-d0'}"
+    # 1. A run of many epochs from the official d0 checkpoint where ../shared/reference has
+    #    one (90 classes: its class head is not loaded), killed with SIGKILL once it has
+    #    written a checkpoint.
+    official = REFERENCE / "automl-efficientdet-d0"
+    pretrained = [f"--pretrained_ckpt={official}"] if official.exists() else []
     first_log = tmp_path / "first.log"
     with open(first_log, "w") as stderr:
         first = subprocess.Popen(
-            train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, pretrained,
+            train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, *pretrained,
                           epochs=50),
             stdout=subprocess.DEVNULL, stderr=stderr, env=quiet_env(),
         )
@@ -66,8 +68,9 @@ def test_kill_resume_and_nan(tmp_path):
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
-    assert "skipped 2 head weights of another shape" in first_log.read_text()
-    assert "initialised from" in first_log.read_text()
+    if pretrained:
+        assert "skipped 2 head weights of another shape" in first_log.read_text()
+        assert "initialised from" in first_log.read_text()
     steps_at_kill = checkpoint_steps(model_dir)
     assert steps_at_kill and steps_at_kill[-1] % 2 == 0
 
