@@ -31,11 +31,13 @@ def line_style(image):
 
 
 def put_caption(canvas, caption, corner, colour, thickness, font_scale):
-    """`caption` on a filled `colour` band whose bottom-left is `corner` (x, y), kept inside."""
+    """`caption` on a filled `colour` band whose bottom-left is `corner` (x, y), moved inside
+    the image where it would stick out."""
     (text_w, text_h), baseline = cv2.getTextSize(
         caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
     )
     x, y = corner
+    x = max(0, min(x, canvas.shape[1] - text_w))
     y = max(y, text_h + baseline)
     cv2.rectangle(canvas, (x, y - text_h - baseline), (x + text_w, y), colour, cv2.FILLED)
     cv2.putText(
