@@ -134,7 +134,23 @@ def test_project_checkpoint_round_trip(tmp_path, project_models):
             np.testing.assert_array_equal(found, expected)
 
     with pytest.raises(UserError, match="does not fit model"):
-        load_checkpoint(build_model("efficientdet-d0", num_classes=5, image_size=64), tmp_path)
+        load_checkpoint(build_model("efficientdet-d1", num_classes=3, image_size=64), tmp_path)
+
+
+def test_project_checkpoint_of_other_classes_loads_all_but_the_class_predictor(
+        tmp_path, project_models, caplog):
+    trained, _, _ = project_models
+    tf.train.Checkpoint(model=trained).save(tmp_path / "ckpt")
+    five_classes = build_model("efficientdet-d0", num_classes=5, image_size=64)
+    initial = {weight.path: weight.numpy() for weight in five_classes.weights}
+    load_checkpoint(five_classes, tmp_path)
+    predictor = {"class_net/class-predict/bias", "class_net/class-predict/pointwise_kernel"}
+    for target, source in zip(five_classes.weights, trained.weights):
+        if target.path in predictor:
+            np.testing.assert_array_equal(target.numpy(), initial[target.path])
+        else:
+            np.testing.assert_array_equal(target.numpy(), source.numpy())
+    assert "predicts 3 classes" in caplog.text and "class-predict/bias" in caplog.text
 
 
 def test_project_checkpoint_gives_its_moving_average(tmp_path, project_models):

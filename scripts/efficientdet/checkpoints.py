@@ -91,10 +91,44 @@ def checkpoint_prefix(path):
 
 def load_project_checkpoint(model, prefix):
     """A checkpoint written by this project: tf.train.Checkpoint(model=model, ...). Training
-    checkpoints also hold `ema_model`, the moving average of the weights: that is loaded."""
-    averaged = any(name.startswith("ema_model/") for name, _ in tf.train.list_variables(prefix))
+    checkpoints also hold `ema_model`, the moving average of the weights: that is loaded.
+
+    A checkpoint of another class count loads into a twin model of its own count first; every
+    weight but the class predictor's then moves over, and the skipped ones are logged.
+    """
+    shapes = dict(tf.train.list_variables(prefix))
+    root = "ema_model" if any(name.startswith("ema_model/") for name in shapes) else "model"
+    class_head = model.get_layer("class_net")
+    anchors = model.get_layer("box_net").predict.filters // 4
+    index = model.operations.index(class_head)
+    bias = shapes.get(f"{root}/_operations/{index}/predict/bias/.ATTRIBUTES/VARIABLE_VALUE")
+    if not bias or bias[0] == class_head.predict.filters:
+        _restore(model, root, prefix)
+        return
+    source = _build_twin(model, bias[0] // anchors, prefix)
+    _restore(source, root, prefix)
+    skipped = []
+    for target, weight in zip(model.weights, source.weights):
+        if target.shape == weight.shape:
+            target.assign(weight)
+        else:
+            skipped.append(target.path)
+    log.warning("%s: predicts %d classes, model %s %d: kept the initial values of %s", prefix,
+                bias[0] // anchors, model.name, class_head.predict.filters // anchors, skipped)
+
+
+def _build_twin(model, num_classes, prefix):
+    from efficientdet.model.efficientdet import build_model
+
     try:
-        status = tf.train.Checkpoint(**{"ema_model" if averaged else "model": model}).restore(prefix)
+        return build_model(model.name, num_classes, tuple(model.input_shape[1:3]))
+    except UserError as error:
+        raise UserError(f"{prefix}: does not fit model {model.name}: {error}") from None
+
+
+def _restore(model, root, prefix):
+    try:
+        status = tf.train.Checkpoint(**{root: model}).restore(prefix)
         status.expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as error:
