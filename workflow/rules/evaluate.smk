@@ -7,24 +7,6 @@
 # only the new checkpoints are evaluated. Checkpoints deleted since (keep-last-N) are simply
 # no longer inputs; their evaluations stay in the folder and in metrics.csv.
 
-import os
-
-EVAL = f"results/{RUN}/eval"
-CHECKPOINT_DIR = f"models/{RUN}/checkpoints"
-EVALUATE_CONFIG = config["evaluate"]
-
-
-def checkpoint_evaluations(wildcards):
-    checkpoints.train.get()
-    steps = glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step
-    return expand(f"{EVAL}/ckpt-{{step}}.json", step=sorted(set(steps), key=int))
-
-
-def eval_samples_option(wildcards):
-    samples = EVALUATE_CONFIG.get("max_samples")
-    return f"--eval_samples={samples}" if samples else ""
-
-
 rule evaluate_checkpoint:
     input:
         checkpoint=f"{CHECKPOINT_DIR}/ckpt-{{step}}.index",

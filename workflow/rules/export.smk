@@ -4,17 +4,6 @@
 # the COCO metrics of the exported checkpoint, so that checkpoint is evaluated first ("best"
 # evaluates them all).
 
-EXPORT_CONFIG = config["export"]
-
-
-def export_evaluations(wildcards):
-    """The evaluations export needs: all of them for "best", the last checkpoint's for "last"."""
-    evaluations = checkpoint_evaluations(wildcards)
-    if EXPORT_CONFIG["checkpoint"] == "best":
-        return evaluations
-    return evaluations[-1:]
-
-
 rule freeze:
     input:
         done=f"results/{RUN}/train.done.json",

@@ -2,33 +2,6 @@
 # the validation images, into results/{RUN}/predictions/: annotated images, detections.csv and
 # detections.json.
 
-import shlex
-
-INFER_CONFIG = config["infer"]
-EXPORTED_FILES = {
-    "saved_model": "saved_model",
-    "frozen_graph": "frozen_model.pb",
-    "tflite_fp32": "model_fp32.tflite",
-    "tflite_fp16": "model_fp16.tflite",
-    "tflite_int8": "model_int8.tflite",
-    "onnx": "model.onnx",
-}
-
-
-def infer_images(wildcards):
-    """The validation list and the unpacked dataset when infer.images is null, else nothing
-    (a user's folder or glob is not a file Snakemake can track)."""
-    if INFER_CONFIG["images"]:
-        return {}
-    return {"list": f"{DATA}/splits/val.txt", "root": f"{DATA}/voc"}
-
-
-def infer_images_option(wildcards, input):
-    if INFER_CONFIG["images"]:
-        return f"--images={shlex.quote(INFER_CONFIG['images'])}"
-    return f"--images={shlex.quote(input.list)} --image_root={shlex.quote(input.root)}"
-
-
 rule infer:
     input:
         unpack(infer_images),

@@ -6,51 +6,6 @@
 # train.epochs changes the job's parameters, so Snakemake reruns it and training continues.
 # `train` is a Snakemake checkpoint: evaluation lists models/{RUN}/checkpoints/ once it is done.
 
-import json
-import shlex
-
-MODEL_CONFIG = config["model"]
-TRAIN_CONFIG = config["train"]
-
-
-def split_file_pattern(split):
-    """A glob matching exactly the current shards of `split` (they share -of-{count})."""
-    return split_shards(split)[0].replace(f"{split}-00000-", f"{split}-?????-")
-
-
-def hparams_file(wildcards):
-    """The hparams YAML file as an input (so editing it reruns training), if one is given."""
-    hparams = MODEL_CONFIG["hparams"]
-    return [hparams] if isinstance(hparams, str) else []
-
-
-def train_flags(wildcards):
-    """The flags of `efficientdet train` that the config sets."""
-    hparams = MODEL_CONFIG["hparams"]
-    values = {
-        "mode": TRAIN_CONFIG["mode"],
-        "train_file_pattern": split_file_pattern("train"),
-        "val_file_pattern": split_file_pattern("val"),
-        "model_name": MODEL_CONFIG["name"],
-        "image_size": MODEL_CONFIG["image_size"],
-        "pretrained_ckpt": MODEL_CONFIG["pretrained"],
-        "hparams": hparams if isinstance(hparams, str) else json.dumps(hparams),
-        "batch_size": TRAIN_CONFIG["batch_size"],
-        "num_epochs": TRAIN_CONFIG["epochs"],
-        "num_examples_per_epoch": TRAIN_CONFIG["examples_per_epoch"],
-        "eval_samples": config["evaluate"]["max_samples"],
-        "strategy": TRAIN_CONFIG["strategy"],
-        "mixed_precision": TRAIN_CONFIG["mixed_precision"],
-        "jit_compile": TRAIN_CONFIG["jit_compile"],
-        "steps_per_execution": TRAIN_CONFIG["steps_per_execution"],
-        "keep_checkpoints": TRAIN_CONFIG["keep_checkpoints"],
-        "cache": TRAIN_CONFIG["cache"],
-    }
-    return " ".join(
-        shlex.quote(f"--{name}={value}") for name, value in values.items() if value is not None
-    )
-
-
 checkpoint train:
     input:
         shards=tfrecord_shards,
