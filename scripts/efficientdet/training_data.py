@@ -11,6 +11,7 @@ import tensorflow as tf
 import yaml
 
 from efficientdet.data import tfrecord
+from efficientdet.data.input import shard_paths
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
 
@@ -37,11 +38,12 @@ class RecordSummary:
 
 
 def match_files(pattern, flag):
-    """Sorted files matching a glob (local or any file system TensorFlow reads), or an error."""
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise UserError(f"--{flag}={pattern}: no file matches")
-    return files
+    """Sorted files matching a glob (local or any file system TensorFlow reads), or an error
+    naming the flag."""
+    try:
+        return shard_paths(pattern)
+    except UserError:
+        raise UserError(f"--{flag}={pattern}: no file matches") from None
 
 
 def dataset_folder(pattern):
