@@ -52,7 +52,7 @@ class Run:
 
         from efficientdet import build_model
         from efficientdet.config import get_config
-        from efficientdet.training_run import describe_run
+        from efficientdet.train.run import describe_run
 
         config = get_config(model_name, image_size=image_size)
         model = build_model(config.name, max(label_map), config.image_size)
@@ -73,7 +73,7 @@ class Run:
 def import_seconds():
     """Start-up of an evaluation process: Python, TensorFlow, the package."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import efficientdet.evaluate"], check=True,
+    subprocess.run([sys.executable, "-c", "import efficientdet.evaluate.evaluate_checkpoint"], check=True,
                    capture_output=True)
     return time.perf_counter() - started
 

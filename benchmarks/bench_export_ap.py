@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from efficientdet.backends import load_backend
-from efficientdet.coco_metrics import evaluate_detections, load_ground_truth
-from efficientdet.data.input import decoded_examples
-from efficientdet.serving import letterbox
+from efficientdet.infer.backends import load_backend
+from efficientdet.evaluate.coco import evaluate_detections, load_ground_truth
+from efficientdet.train.input import decoded_examples
+from efficientdet.export.serving import letterbox
 
 FORMATS = ("saved_model", "frozen_model.pb", "model_fp32.tflite", "model_fp16.tflite",
            "model_int8.tflite", "model.onnx")

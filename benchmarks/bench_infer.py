@@ -22,13 +22,13 @@ import pandas as pd
 import tensorflow as tf
 
 from efficientdet import build_model
-from efficientdet.backends import load_backend
+from efficientdet.infer.backends import load_backend
 from efficientdet.config import get_config
-from efficientdet.export import export_all
-from efficientdet.export_metadata import write_metadata
-from efficientdet.infer import time_backend
-from efficientdet.model_description import ModelDescription
-from efficientdet.serving import Detector
+from efficientdet.export.export import export_all
+from efficientdet.export.metadata import write_metadata
+from efficientdet.infer.infer import time_backend
+from efficientdet.model.description import ModelDescription
+from efficientdet.export.serving import Detector
 
 FILES = {
     "saved_model": "saved_model",

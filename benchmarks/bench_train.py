@@ -19,10 +19,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from efficientdet import build_model, optimization  # noqa: E402
-from efficientdet.anchors import AnchorLabeler, generate_anchors  # noqa: E402
+from efficientdet import build_model  # noqa: E402
+from efficientdet.train import optimization  # noqa: E402
+from efficientdet.model.anchors import AnchorLabeler, generate_anchors  # noqa: E402
 from efficientdet.config import get_config  # noqa: E402
-from efficientdet.trainer import DetectionTrainer  # noqa: E402
+from efficientdet.train.trainer import DetectionTrainer  # noqa: E402
 
 NUM_CLASSES = 3
 

@@ -9,7 +9,7 @@ import yaml
 from efficientdet import build_model
 from efficientdet.config import get_config
 from efficientdet.data import tfrecord
-from efficientdet.training_run import describe_run
+from efficientdet.train.run import describe_run
 from train_helpers import LABEL_MAP, example, shape_image
 
 IMAGE_SIZE = 128

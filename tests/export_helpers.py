@@ -11,8 +11,8 @@ import yaml
 from efficientdet import build_model
 from efficientdet.cli import main
 from efficientdet.config import get_config
-from efficientdet.model_description import DESCRIPTION
-from efficientdet.training_run import CHECKPOINTS, describe_run
+from efficientdet.model.description import DESCRIPTION
+from efficientdet.train.run import CHECKPOINTS, describe_run
 from train_helpers import LABEL_MAP, shape_image, write_dataset
 
 MODEL_NAME = "efficientdet-d0"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.anchors import (
+from efficientdet.model.anchors import (
     AnchorLabeler,
     decode_boxes,
     encode_boxes,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.data import augment, autoaugment
+from efficientdet.train import augment, autoaugment
 
 
 def white_box_image(height, width, box):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from conftest import REFERENCE
 from efficientdet import build_model, load_checkpoint
-from efficientdet.checkpoints import EMA_SUFFIX, automl_variable_names
+from efficientdet.model.checkpoints import EMA_SUFFIX, automl_variable_names
 from efficientdet.errors import UserError
 from efficientdet.model.backbone import keras_efficientnet
 
@@ -59,7 +59,7 @@ def test_other_num_classes_loads_all_but_the_class_predictor(automl_d0, caplog):
     skipped = {"class_net/class-predict/pointwise_kernel", "class_net/class-predict/bias"}
     names = automl_variable_names(model)
     initial = {name: names[name].numpy() for name in skipped}
-    with caplog.at_level(logging.WARNING, logger="efficientdet.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="efficientdet.model.checkpoints"):
         load_checkpoint(model, prefix)
     assert all(name in caplog.text for name in skipped)
 

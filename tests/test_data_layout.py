@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from efficientdet.data.annotations import read_frame, read_table
-from efficientdet.data.layout import find_pairs
+from efficientdet.data.voc_layout import find_pairs
 from efficientdet.errors import UserError
 
 from data_helpers import index_dataset, voc_xml, write_image, write_pair

@@ -17,7 +17,7 @@ from efficientdet.cli import main
 from efficientdet.data import tfrecord
 from efficientdet.data.annotations import read_split
 from efficientdet.data.archive import safe_extract
-from efficientdet.sample import write_sample
+from efficientdet.data.sample import write_sample
 
 from conftest import SAMPLE_ZIP
 from data_helpers import index_dataset, voc_xml, write_pair

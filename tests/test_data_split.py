@@ -5,7 +5,7 @@ import collections
 from efficientdet.cli import main
 from efficientdet.data.annotations import ImageEntry, write_table
 from efficientdet.data.objects import VocObject
-from efficientdet.split import seeded_split
+from efficientdet.data.split import seeded_split
 
 
 def _entries(classes_per_image, image_set="", start=1):

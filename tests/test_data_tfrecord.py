@@ -138,9 +138,9 @@ def test_data_stage_modules_do_not_import_tensorflow():
 
     code = (
         "import sys\n"
-        "import efficientdet.download, efficientdet.unpack, efficientdet.index, "
-        "efficientdet.split, efficientdet.shard, efficientdet.ground_truth, "
-        "efficientdet.dataset_stats, efficientdet.inspect, efficientdet.sample\n"
+        "import efficientdet.data.download, efficientdet.data.unpack, efficientdet.data.index, "
+        "efficientdet.data.split, efficientdet.data.shard, efficientdet.data.ground_truth, "
+        "efficientdet.data.dataset_stats, efficientdet.data.inspect, efficientdet.data.sample\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""`efficientdet evaluate` on a tiny d0 checkpoint written as training writes them."""
+"""`efficientdet evaluate_checkpoint` on a tiny d0 checkpoint written as training writes them."""
 
 import json
 
@@ -9,11 +9,11 @@ import yaml
 
 from conftest import REFERENCE, run_cli
 from efficientdet import cli
-from efficientdet.anchors import AnchorLabeler, feature_sizes
-from efficientdet.coco_metrics import load_ground_truth
+from efficientdet.model.anchors import AnchorLabeler, feature_sizes
+from efficientdet.evaluate.coco import load_ground_truth
 from efficientdet.config import get_config
-from efficientdet.evaluate import detect, evaluation_report
-from efficientdet.serving import model_anchors
+from efficientdet.evaluate.evaluate_checkpoint import detect, evaluation_report
+from efficientdet.export.serving import model_anchors
 from evaluate_helpers import IMAGE_SIZE, FakeRun, write_val_split
 from train_helpers import LABEL_MAP
 
@@ -31,7 +31,7 @@ def project(tmp_path_factory):
 
 
 def evaluate(data, *extra, check=True):
-    return run_cli("evaluate", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
+    return run_cli("evaluate_checkpoint", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
                    "--batch_size=2", *extra, check=check)
 
 
@@ -61,9 +61,9 @@ def test_evaluate_writes_metrics_and_plot(project, tmp_path):
 
 
 def evaluate_in_process(data, *extra):
-    """(exit status, messages) of `efficientdet evaluate` run in this process (TensorFlow is
+    """(exit status, messages) of `efficientdet evaluate_checkpoint` run in this process (TensorFlow is
     imported already, so each error case costs no start-up)."""
-    return cli.main(["evaluate", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
+    return cli.main(["evaluate_checkpoint", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
                      "--batch_size=2", *extra])
 
 

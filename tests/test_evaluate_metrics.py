@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from efficientdet.coco_metrics import METRIC_NAMES, evaluate_detections, load_ground_truth
+from efficientdet.evaluate.coco import METRIC_NAMES, evaluate_detections, load_ground_truth
 from efficientdet.errors import UserError
-from efficientdet.evaluation_plots import plot_pr_curves
-from efficientdet.voc_ap import voc_ap, voc_ap_per_class
+from efficientdet.evaluate.plots import plot_pr_curves
+from efficientdet.evaluate.voc import voc_ap, voc_ap_per_class
 
 # Non-contiguous category ids, listed out of order: names must follow ids, not positions.
 CATEGORIES = [{"id": 9, "name": "triangle"}, {"id": 2, "name": "circle"},
@@ -202,7 +202,7 @@ def test_metrics_table_and_plot(tmp_path):
     for step, ap in ((1200, 0.5), (300, 0.1), (20000, 0.8)):
         write_evaluation(folder, step, ap)
     csv, png = folder / "metrics.csv", folder / "metrics.png"
-    run_cli("metrics", "--eval_dir", folder, "--output", csv, "--plot", png)
+    run_cli("evaluate", "--eval_dir", folder, "--output", csv, "--plot", png)
     table = pd.read_csv(csv)
     assert table["step"].tolist() == [300, 1200, 20000]
     assert table["AP"].tolist() == pytest.approx([0.1, 0.5, 0.8])
@@ -212,17 +212,17 @@ def test_metrics_table_and_plot(tmp_path):
 
 
 def test_metrics_errors(tmp_path):
-    result = run_cli("metrics", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
+    result = run_cli("evaluate", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
                      "--plot", tmp_path / "m.png", check=False)
     assert result.returncode == 1 and "no ckpt-*.json" in result.stderr
     (tmp_path / "ckpt-3.json").write_text("{}")
-    result = run_cli("metrics", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
+    result = run_cli("evaluate", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
                      "--plot", tmp_path / "m.png", check=False)
     assert result.returncode == 1 and "ckpt-3.json: not an evaluation" in result.stderr
     assert not (tmp_path / "m.csv").exists()
 
 
 def test_metrics_stage_does_not_import_tensorflow():
-    code = ("import sys, efficientdet.metrics, efficientdet.coco_metrics, efficientdet.voc_ap;"
+    code = ("import sys, efficientdet.evaluate.evaluate, efficientdet.evaluate.coco, efficientdet.evaluate.voc;"
             "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,11 +10,11 @@ import tensorflow as tf
 import yaml
 from ai_edge_litert.interpreter import Interpreter
 
-from efficientdet.backends import load_backend
+from efficientdet.infer.backends import load_backend
 from efficientdet.cli import main
 from efficientdet.config import get_config
-from efficientdet.export import evaluation_metrics, select_checkpoint
-from efficientdet.serving import OUTPUT_NAMES, Detector
+from efficientdet.export.export import evaluation_metrics, select_checkpoint
+from efficientdet.export.serving import OUTPUT_NAMES, Detector
 from export_helpers import (
     IMAGE_SIZE, MODEL_NAME, STEP, assert_detections_match, count_confident, exported_run,
     sample_images,

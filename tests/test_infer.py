@@ -12,7 +12,7 @@ import yaml
 from conftest import run_cli
 from efficientdet.cli import main
 from efficientdet.drawing import class_colour, draw_detections
-from efficientdet.image_files import find_images
+from efficientdet.data.image_files import find_images
 from export_helpers import exported_run, sample_images
 from train_helpers import LABEL_MAP
 
@@ -163,7 +163,7 @@ def test_missing_or_corrupt_models_are_clear_errors(exported, image_folder, tmp_
     shutil.copytree(exported.export_dir, folder)
     (folder / "frozen_model.pb").write_bytes(b"\x0a\xff\xff truncated")
     metadata = json.loads((folder / "metadata.json").read_text())
-    from efficientdet.export_metadata import digest
+    from efficientdet.export.metadata import digest
 
     metadata["files"]["frozen_model.pb"] = digest(folder / "frozen_model.pb")
     (folder / "metadata.json").write_text(json.dumps(metadata))

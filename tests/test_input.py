@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.anchors import generate_anchors
+from efficientdet.model.anchors import generate_anchors
 from efficientdet.config import get_config
-from efficientdet.data import input as data_input
+from efficientdet.train import input as data_input
 from efficientdet.data import tfrecord
 from efficientdet.errors import UserError
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.anchors import encode_boxes, generate_anchors
-from efficientdet.losses import box_iou, detection_loss, focal_loss, huber_loss, iou_loss
+from efficientdet.model.anchors import encode_boxes, generate_anchors
+from efficientdet.train.losses import box_iou, detection_loss, focal_loss, huber_loss, iou_loss
 
 
 def numpy_focal(logits, targets, alpha, gamma, label_smoothing=0.0):

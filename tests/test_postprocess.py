@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.anchors import encode_boxes, generate_anchors
-from efficientdet.postprocess import postprocess
-from efficientdet.preprocess import resize_and_pad
+from efficientdet.model.anchors import encode_boxes, generate_anchors
+from efficientdet.model.postprocess import postprocess
+from efficientdet.model.preprocess import resize_and_pad
 
 IMAGE_SIZE = (32, 32)
 ANCHORS = generate_anchors(IMAGE_SIZE, 3, 3, 1, ((1.0, 1.0),), 1.0)  # 4 x 4 cells, 8 x 8 anchors

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.preprocess import resize_and_pad
+from efficientdet.model.preprocess import resize_and_pad
 
 
 @pytest.mark.parametrize(

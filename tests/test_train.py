@@ -14,9 +14,10 @@ import tensorflow as tf
 import yaml
 
 from conftest import REFERENCE
-from efficientdet import build_model, flags, load_checkpoint, train
+from efficientdet import build_model, flags, load_checkpoint
+from efficientdet.train import train
 from efficientdet.errors import UserError
-from efficientdet.training_run import drop_unsaved_epochs
+from efficientdet.train.run import drop_unsaved_epochs
 from train_helpers import LABEL_MAP, quiet_env, run_train, train_command, write_dataset
 
 # Two images and batch 2 without augmentation: every step sees the same batch.

@@ -5,7 +5,8 @@ import argparse
 import pytest
 
 from conftest import SAMPLE_ZIP
-from efficientdet import flags, train, url_dataset
+from efficientdet import flags, url_dataset
+from efficientdet.train import train
 from efficientdet.data.tfrecord import read_records
 from efficientdet.errors import UserError
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from efficientdet import optimization
+from efficientdet.train import optimization
 from efficientdet.errors import UserError
 
 

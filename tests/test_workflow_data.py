@@ -8,7 +8,7 @@ import threading
 import pytest
 import yaml
 
-from efficientdet.dataset_stats import OUTPUTS as STATS_OUTPUTS
+from efficientdet.data.dataset_stats import OUTPUTS as STATS_OUTPUTS
 
 from conftest import SAMPLE_ZIP, run_snakemake
 

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "build_model": "efficientdet.model.efficientdet",
-    "load_checkpoint": "efficientdet.checkpoints",
+    "load_checkpoint": "efficientdet.model.checkpoints",
 }
 
 

@@ -1,7 +1,8 @@
 """`efficientdet <command>`: one subcommand per workflow stage.
 
-Each stage module defines `add_arguments(parser)` and `run(args)`; modules are imported only
-when their command runs, so data commands never import TensorFlow.
+A command, its Snakemake rule and its module share one name: `efficientdet <stage>.<command>`
+(e.g. `efficientdet.data.shard`) defines `add_arguments(parser)` and `run(args)`. Modules are
+imported only when their command runs, so data commands never import TensorFlow.
 """
 
 import argparse
@@ -11,20 +12,21 @@ import sys
 
 from efficientdet.errors import UserError
 
+# command: (stage package, help)
 COMMANDS = {
-    "download": "fetch a dataset zip from a URL or path, checking its sha256",
-    "unpack": "safely extract a dataset zip",
-    "index": "find, parse and validate image/annotation pairs",
-    "split": "split the images into train and val lists",
-    "shard": "write one TFRecord shard of a split",
-    "ground_truth": "write the COCO ground truth of the validation split",
-    "dataset_stats": "per-class counts, objects per image and box sizes",
-    "inspect": "draw boxes read back from TFRecords on sample images",
-    "train": "train an EfficientDet",
-    "evaluate": "COCO evaluation of one checkpoint",
-    "metrics": "gather per-checkpoint evaluations into one table and plot",
-    "export": "SavedModel, frozen graph, TFLite and ONNX from a checkpoint",
-    "infer": "detect objects in images with any exported backend",
+    "download": ("data", "fetch a dataset archive from a URL or path, checking its sha256"),
+    "unpack": ("data", "safely extract a dataset archive"),
+    "index": ("data", "find, parse and validate image/annotation pairs"),
+    "split": ("data", "split the images into train and val lists"),
+    "shard": ("data", "write one TFRecord shard of a split"),
+    "ground_truth": ("data", "write the COCO ground truth of the validation split"),
+    "dataset_stats": ("data", "per-class counts, objects per image and box sizes"),
+    "inspect": ("data", "draw boxes read back from TFRecords on sample images"),
+    "train": ("train", "train an EfficientDet"),
+    "evaluate_checkpoint": ("evaluate", "COCO and VOC evaluation of one checkpoint"),
+    "evaluate": ("evaluate", "gather per-checkpoint evaluations into one table and plot"),
+    "export": ("export", "SavedModel, frozen graph, TFLite and ONNX from a checkpoint"),
+    "infer": ("infer", "detect objects in images with any exported backend"),
 }
 
 
@@ -32,7 +34,7 @@ def _parser():
     parser = argparse.ArgumentParser(prog="efficientdet", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="Python logging level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for command, help_text in COMMANDS.items():
+    for command, (_, help_text) in COMMANDS.items():
         subparsers.add_parser(command, help=help_text, add_help=False)
     return parser
 
@@ -43,10 +45,11 @@ def main(argv=None):
     logging.basicConfig(
         level=known.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    module = importlib.import_module(f"efficientdet.{known.command}")
+    stage, help_text = COMMANDS[known.command]
+    module = importlib.import_module(f"efficientdet.{stage}.{known.command}")
     stage_parser = argparse.ArgumentParser(
         prog=f"efficientdet {known.command}",
-        description=COMMANDS[known.command],
+        description=help_text,
         fromfile_prefix_chars="@",
     )
     module.add_arguments(stage_parser)

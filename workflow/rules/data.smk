@@ -106,8 +106,7 @@ rule ground_truth:
         " --label-map {input.label_map:q} --split {input.split:q} --output {output:q} > {log:q} 2>&1"
 
 
-# Named `stats` because `dataset_stats` is the target rule in the Snakefile.
-rule stats:
+rule dataset_stats:
     input:
         annotations=rules.index.output.annotations,
         label_map=rules.index.output.label_map,
@@ -134,15 +133,19 @@ rule stats:
         " --output-dir {params.folder:q} > {log:q} 2>&1"
 
 
-rule inspect_split:
+rule inspect:
     input:
-        lambda wildcards: split_shards(wildcards.split),
+        train=lambda wildcards: split_shards("train"),
+        val=lambda wildcards: split_shards("val"),
     output:
-        directory(f"{DATA}/inspect/{{split}}"),
+        train=directory(f"{DATA}/inspect/train"),
+        val=directory(f"{DATA}/inspect/val"),
     log:
-        f"logs/{DATASET}/inspect/{{split}}.log",
+        f"logs/{DATASET}/inspect.log",
     params:
         images=DATASET_CONFIG["inspect_images"],
     shell:
-        "efficientdet inspect --tfrecords {input:q} --num-images {params.images}"
-        " --output {output:q} > {log:q} 2>&1"
+        "(efficientdet inspect --tfrecords {input.train:q} --num-images {params.images}"
+        " --output {output.train:q}"
+        " && efficientdet inspect --tfrecords {input.val:q} --num-images {params.images}"
+        " --output {output.val:q}) > {log:q} 2>&1"

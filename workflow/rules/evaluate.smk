@@ -32,7 +32,7 @@ rule evaluate_checkpoint:
         runtime=60,
         gpu=1,
     shell:
-        "efficientdet evaluate --checkpoint={params.checkpoint:q}"
+        "efficientdet evaluate_checkpoint --checkpoint={params.checkpoint:q}"
         " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"
         " --val_json_file={input.ground_truth:q}"
         " --batch_size={params.batch_size} {params.samples}"
@@ -40,18 +40,18 @@ rule evaluate_checkpoint:
         " --tensorboard_dir={params.tensorboard:q} > {log:q} 2>&1"
 
 
-rule metrics:
+rule evaluate:
     input:
         checkpoint_evaluations,
     output:
         table=f"{EVAL}/metrics.csv",
         plot=f"{EVAL}/metrics.png",
     log:
-        f"logs/{RUN}/metrics.log",
+        f"logs/{RUN}/evaluate.log",
     params:
         folder=lambda wildcards, output: os.path.dirname(output.table),
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
     shell:
-        "efficientdet metrics --eval_dir={params.folder:q} --output={output.table:q}"
+        "efficientdet evaluate --eval_dir={params.folder:q} --output={output.table:q}"
         " --plot={output.plot:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
 # the COCO metrics of the exported checkpoint, so that checkpoint is evaluated first ("best"
 # evaluates them all).
 
-rule freeze:
+rule export:
     input:
         done=f"results/{RUN}/train.done.json",
         evaluations=export_evaluations,

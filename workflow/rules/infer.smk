@@ -5,7 +5,7 @@
 rule infer:
     input:
         unpack(infer_images),
-        export=rules.freeze.output[0],
+        export=rules.export.output[0],
     output:
         directory(f"results/{RUN}/predictions"),
     log:

@@ -1,7 +1,7 @@
 """EfficientDet: backbone, extra pyramid levels, BiFPN, class and box heads.
 
 The network is google/automl's (efficientdet/tf2), layer for layer, so that its official
-checkpoints load (see efficientdet.checkpoints).
+checkpoints load (see efficientdet.model.checkpoints).
 """
 
 import keras

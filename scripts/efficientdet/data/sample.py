@@ -1,4 +1,4 @@
-"""The bundled sample dataset, generated deterministically: `python -m efficientdet.sample OUT.zip`.
+"""The bundled sample dataset, generated deterministically: `python -m efficientdet.data.sample OUT.zip`.
 
 Solid circles, squares and triangles of distinct colours on a mildly textured background, in a
 LabelImg flat layout inside one top folder (img.jpg beside img.xml). It is meant to be easy: a
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from lxml import etree
 
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 
 SEED = 20240601
 NUM_IMAGES = 150
@@ -138,5 +138,5 @@ def write_sample(path):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m efficientdet.sample OUT.zip")
+        sys.exit("usage: python -m efficientdet.data.sample OUT.zip")
     write_sample(Path(sys.argv[1]))

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from efficientdet.data.annotations import read_frame, read_image_list
 from efficientdet.data.label_map import read_label_map
-from efficientdet.data.layout import SPLITS
+from efficientdet.data.voc_layout import SPLITS
 
 OUTPUTS = (
     "class_counts.csv",

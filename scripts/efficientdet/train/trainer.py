@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from efficientdet import distribute, optimization
-from efficientdet.anchors import generate_anchors
-from efficientdet.losses import detection_loss
+from efficientdet.train import distribute
+from efficientdet.train import optimization
+from efficientdet.model.anchors import generate_anchors
+from efficientdet.train.losses import detection_loss
 
 LOSS_NAMES = ("loss", "class_loss", "box_loss", "l2_loss")
 

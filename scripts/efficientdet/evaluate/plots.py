@@ -4,7 +4,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 
 MAX_CLASSES_IN_LEGEND = 20
 

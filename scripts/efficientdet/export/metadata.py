@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from efficientdet.errors import UserError
-from efficientdet.model_description import from_dict
+from efficientdet.model.description import from_dict
 
 METADATA = "metadata.json"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from efficientdet.coco_metrics import METRIC_NAMES
-from efficientdet.data.atomic import atomic_output
+from efficientdet.evaluate.coco import METRIC_NAMES
+from efficientdet.atomic import atomic_output
 from efficientdet.errors import UserError
-from efficientdet.evaluation_plots import plot_metrics_by_step
+from efficientdet.evaluate.plots import plot_metrics_by_step
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`efficientdet split`: train and val lists of image paths.
 
-When the dataset ships ImageSets/Main lists (see efficientdet.data.layout) they are the split.
+When the dataset ships ImageSets/Main lists (see efficientdet.data.voc_layout) they are the split.
 Otherwise the split is drawn from the seed: images are shuffled, then val first receives one
 image of each class (rarest first, never an image holding the last train example of a class),
 then further images until it holds (1 - train_fraction) of the dataset.
@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from efficientdet.data.annotations import read_table
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 from efficientdet.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import tensorflow as tf
 import yaml
 
 from efficientdet.data import tfrecord
-from efficientdet.data.input import shard_paths
+from efficientdet.train.input import shard_paths
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
 

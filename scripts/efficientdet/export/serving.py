@@ -10,9 +10,9 @@ no TensorFlow-only (Flex) op is needed and soft-NMS keeps working.
 import tensorflow as tf
 
 from efficientdet import build_model, load_checkpoint
-from efficientdet.anchors import generate_anchors, merge_head_outputs
-from efficientdet.postprocess import postprocess
-from efficientdet.preprocess import resize_and_pad
+from efficientdet.model.anchors import generate_anchors, merge_head_outputs
+from efficientdet.model.postprocess import postprocess
+from efficientdet.model.preprocess import resize_and_pad
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores", "classes", "num_detections")

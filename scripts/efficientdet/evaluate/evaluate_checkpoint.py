@@ -20,19 +20,19 @@ import tensorflow as tf
 import yaml
 
 from efficientdet import build_model, flags, load_checkpoint
-from efficientdet.checkpoints import checkpoint_step
-from efficientdet.coco_metrics import category_names, evaluate_detections, load_ground_truth
+from efficientdet.model.checkpoints import checkpoint_step
+from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
 from efficientdet.config import EfficientDetConfig, get_config
-from efficientdet.data.atomic import atomic_output
-from efficientdet.data.input import decoded_examples, prepare_example, shard_paths
+from efficientdet.atomic import atomic_output
+from efficientdet.train.input import decoded_examples, prepare_example, shard_paths
 from efficientdet.errors import UserError
-from efficientdet.evaluation_plots import plot_pr_curves
-from efficientdet.model_description import from_dict, run_description_path
-from efficientdet.postprocess import postprocess
-from efficientdet.serving import model_anchors, nms_options
-from efficientdet.training_data import dataset_folder
-from efficientdet.training_run import CHECKPOINTS
-from efficientdet.voc_ap import voc_ap_per_class
+from efficientdet.evaluate.plots import plot_pr_curves
+from efficientdet.model.description import from_dict, run_description_path
+from efficientdet.model.postprocess import postprocess
+from efficientdet.export.serving import model_anchors, nms_options
+from efficientdet.train.training_data import dataset_folder
+from efficientdet.train.run import CHECKPOINTS
+from efficientdet.evaluate.voc import voc_ap_per_class
 
 log = logging.getLogger(__name__)
 

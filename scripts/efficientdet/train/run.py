@@ -11,13 +11,15 @@ import pandas as pd
 import tensorflow as tf
 import yaml
 
-from efficientdet import build_model, distribute, load_checkpoint, optimization
-from efficientdet.data.atomic import atomic_output
-from efficientdet.data.input import make_dataset
+from efficientdet import build_model, load_checkpoint
+from efficientdet.train import distribute
+from efficientdet.train import optimization
+from efficientdet.atomic import atomic_output
+from efficientdet.train.input import make_dataset
 from efficientdet.errors import UserError
-from efficientdet.model_description import DESCRIPTION, yaml_ready
-from efficientdet.trainer import DetectionTrainer
-from efficientdet.training_callbacks import EpochCheckpoints
+from efficientdet.model.description import DESCRIPTION, yaml_ready
+from efficientdet.train.trainer import DetectionTrainer
+from efficientdet.train.callbacks import EpochCheckpoints
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from efficientdet.checkpoints import checkpoint_prefix
+from efficientdet.model.checkpoints import checkpoint_prefix
 from efficientdet.errors import UserError
-from efficientdet.export_metadata import METADATA, exported_model
-from efficientdet.frozen_graph import load_frozen_graph
-from efficientdet.model_description import describe_checkpoint
-from efficientdet.serving import (
+from efficientdet.export.metadata import METADATA, exported_model
+from efficientdet.export.frozen_graph import load_frozen_graph
+from efficientdet.model.description import describe_checkpoint
+from efficientdet.export.serving import (
     INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detections_from_network,
     detector_from_checkpoint,
 )
-from efficientdet.training_run import CHECKPOINTS
+from efficientdet.train.run import CHECKPOINTS
 
 SAVED_MODEL_FILE = "saved_model.pb"
 EXPORT_DEFAULT = "saved_model"

@@ -13,7 +13,7 @@ import math
 
 import tensorflow as tf
 
-from efficientdet.data.augment import clip_boxes
+from efficientdet.train.augment import clip_boxes
 from efficientdet.errors import UserError
 
 MAX_LEVEL = 10.0

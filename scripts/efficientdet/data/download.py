@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 from efficientdet.errors import UserError
 
 SCHEMES = ("http", "https", "s3", "gs", "file")

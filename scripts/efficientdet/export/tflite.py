@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from efficientdet.frozen_graph import freeze
+from efficientdet.export.frozen_graph import freeze
 
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 

@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from efficientdet.backends import load_backend
-from efficientdet.data.atomic import atomic_output
+from efficientdet.infer.backends import load_backend
+from efficientdet.atomic import atomic_output
 from efficientdet.data.label_map import read_label_map
 from efficientdet.drawing import draw_detections
 from efficientdet.errors import UserError
-from efficientdet.image_files import find_images, read_image
-from efficientdet.model_description import describe_difference
-from efficientdet.serving import letterbox
+from efficientdet.data.image_files import find_images, read_image
+from efficientdet.model.description import describe_difference
+from efficientdet.export.serving import letterbox
 
 log = logging.getLogger(__name__)
 

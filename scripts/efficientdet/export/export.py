@@ -7,7 +7,7 @@ Writes into --output_dir (models/{run}/export/ in the workflow), all or nothing:
                           classes [B, N] (label ids), num_detections [B]; label map as an asset
     frozen_model.pb       the same function, variables folded into constants
     frozen_model.json     its input and output tensor names
-    model_fp32.tflite     the network alone (see efficientdet.serving): images uint8 [B, h, w, 3]
+    model_fp32.tflite     the network alone (see efficientdet.export.serving): images uint8 [B, h, w, 3]
     model_fp16.tflite       at the model size, resized and padded -> class_logits [B, A, C],
     model_int8.tflite       box_deltas [B, A, 4]; decode and NMS run outside (no Flex ops,
     model.onnx              soft-NMS kept); int8 is calibrated on training images
@@ -27,20 +27,20 @@ import numpy as np
 import tensorflow as tf
 
 from efficientdet import __version__
-from efficientdet.checkpoints import checkpoint_step
-from efficientdet.data.atomic import atomic_output
-from efficientdet.data.input import decoded_examples
+from efficientdet.model.checkpoints import checkpoint_step
+from efficientdet.atomic import atomic_output
+from efficientdet.train.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
-from efficientdet.export_metadata import write_metadata
-from efficientdet.frozen_graph import write_frozen_graph
-from efficientdet.model_description import describe_checkpoint
-from efficientdet.serving import (
+from efficientdet.export.metadata import write_metadata
+from efficientdet.export.frozen_graph import write_frozen_graph
+from efficientdet.model.description import describe_checkpoint
+from efficientdet.export.serving import (
     INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detector_from_checkpoint, letterbox,
     nms_options,
 )
-from efficientdet.tflite_conversion import QUANTIZATIONS, convert_to_tflite
-from efficientdet.training_run import CHECKPOINTS
+from efficientdet.export.tflite import QUANTIZATIONS, convert_to_tflite
+from efficientdet.train.run import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from efficientdet.data.archive import safe_extract
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import math
 import keras
 import tensorflow as tf
 
-from efficientdet.anchors import IGNORE, decode_boxes, merge_head_outputs
+from efficientdet.model.anchors import IGNORE, decode_boxes, merge_head_outputs
 
 IOU_LOSS_TYPES = ("iou", "giou", "diou", "ciou")
 

@@ -9,7 +9,7 @@ automl: a kept box scales an overlapping score by exp(-iou^2 / soft_nms_sigma).
 
 import tensorflow as tf
 
-from efficientdet.anchors import decode_boxes, merge_head_outputs
+from efficientdet.model.anchors import decode_boxes, merge_head_outputs
 
 NMS_METHODS = ("hard", "gaussian")
 

@@ -21,12 +21,14 @@ import logging
 import time
 from pathlib import Path
 
-from efficientdet import distribute, flags, optimization, url_dataset
+from efficientdet import flags, url_dataset
+from efficientdet.train import distribute
+from efficientdet.train import optimization
 from efficientdet.config import EfficientDetConfig, get_config
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 from efficientdet.errors import UserError
-from efficientdet.training_data import describe_training_data
-from efficientdet.training_run import TrainingRun
+from efficientdet.train.training_data import describe_training_data
+from efficientdet.train.run import TrainingRun
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from efficientdet.data.annotations import ImageEntry, write_table
-from efficientdet.data.atomic import atomic_output
+from efficientdet.atomic import atomic_output
 from efficientdet.data.images import read_image_info
 from efficientdet.data.label_map import discover_label_map, parse_label_map, write_label_map
-from efficientdet.data.layout import find_pairs
+from efficientdet.data.voc_layout import find_pairs
 from efficientdet.data.voc import parse_annotation, validate
 from efficientdet.errors import UserError
 

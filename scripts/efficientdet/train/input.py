@@ -10,10 +10,11 @@ import os
 
 import tensorflow as tf
 
-from efficientdet.anchors import AnchorLabeler, generate_anchors
-from efficientdet.data import augment, autoaugment, tfrecord
+from efficientdet.model.anchors import AnchorLabeler, generate_anchors
+from efficientdet.data import tfrecord
+from efficientdet.train import augment, autoaugment
 from efficientdet.errors import UserError
-from efficientdet.preprocess import resize_and_pad
+from efficientdet.model.preprocess import resize_and_pad
 
 MAX_SHARDS_READ_AT_ONCE = 16
 SHUFFLE_BUFFER = 256
