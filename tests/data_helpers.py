@@ -70,7 +70,7 @@ def index_dataset(voc, out, *extra):
             str(voc),
             "--annotations",
             str(out / "annotations.csv"),
-            "--label-map-output",
+            "--label_map_output",
             str(out / "label_map.yaml"),
             "--report",
             str(out / "report.txt"),

@@ -76,7 +76,7 @@ def test_oversized_archive(tmp_path, caplog):
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zip_file:
         zip_file.writestr("zeros.bin", bytes(2_000_000))
     assert archive.stat().st_size < 10_000
-    code = _unpack(archive, tmp_path / "out" / "voc", "--max-gb", "0.001")
+    code = _unpack(archive, tmp_path / "out" / "voc", "--max_gb", "0.001")
     _assert_failed(
         code, caplog, "bomb.zip: oversized archive, more than 1000000 bytes uncompressed"
     )
@@ -219,7 +219,7 @@ def test_unknown_class_with_a_given_label_map(tmp_path, caplog):
         voc,
         "classes not in the given label map",
         "'horse' in img.xml",
-        extra=("--label-map", "{1: dog}"),
+        extra=("--label_map", "{1: dog}"),
     )
 
 

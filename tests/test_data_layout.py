@@ -133,6 +133,6 @@ def test_index_with_a_given_label_map_keeps_its_ids(tmp_path):
     write_image(voc / "a.jpg")
     (voc / "a.xml").write_bytes(voc_xml([("cat", 1, 1, 9, 9)]))
     out = tmp_path / "out"
-    assert index_dataset(voc, out, "--label-map", '{"7": "cat", "3": "dog"}') == 0
+    assert index_dataset(voc, out, "--label_map", '{"7": "cat", "3": "dog"}') == 0
     assert yaml.safe_load((out / "label_map.yaml").read_text()) == {3: "dog", 7: "cat"}
     assert "class 'dog' has no object in the dataset" in (out / "report.txt").read_text()

@@ -62,15 +62,15 @@ def _shard_split(data, voc, split, images_per_shard=IMAGES_PER_SHARD):
             "shard",
             "--annotations",
             data / "annotations.csv",
-            "--label-map",
+            "--label_map",
             data / "label_map.yaml",
             "--split",
             data / f"{split}.txt",
             "--voc",
             voc,
-            "--shard-index",
+            "--shard_index",
             index,
-            "--num-shards",
+            "--num_shards",
             count,
             "--output",
             path,
@@ -84,9 +84,9 @@ def _prepare(data, voc):
         "split",
         "--annotations",
         data / "annotations.csv",
-        "--train-output",
+        "--train_output",
         data / "train.txt",
-        "--val-output",
+        "--val_output",
         data / "val.txt",
     )
     return {split: _shard_split(data, voc, split) for split in SPLITS}
@@ -200,7 +200,7 @@ def test_coco_ground_truth_matches_the_val_records(sample, tmp_path):
         "ground_truth",
         "--annotations",
         data / "annotations.csv",
-        "--label-map",
+        "--label_map",
         data / "label_map.yaml",
         "--split",
         data / "val.txt",
@@ -232,13 +232,13 @@ def test_dataset_stats(sample, tmp_path):
         "dataset_stats",
         "--annotations",
         data / "annotations.csv",
-        "--label-map",
+        "--label_map",
         data / "label_map.yaml",
         "--train",
         data / "train.txt",
         "--val",
         data / "val.txt",
-        "--output-dir",
+        "--output_dir",
         tmp_path,
     )
     summary = yaml.safe_load((tmp_path / "summary.yaml").read_text())
@@ -254,7 +254,7 @@ def test_dataset_stats(sample, tmp_path):
 
 def test_inspect_draws_boxes_read_from_the_records(sample, tmp_path):
     _, voc, shards = sample
-    _run("inspect", "--tfrecords", *shards["val"], "--num-images", 5, "--output", tmp_path / "val")
+    _run("inspect", "--tfrecords", *shards["val"], "--num_images", 5, "--output", tmp_path / "val")
     drawn = sorted((tmp_path / "val").iterdir())
     assert len(drawn) == 5
     first = next(_decoded(shards["val"][:1]))

@@ -57,11 +57,11 @@ def test_split_command_writes_lists_and_honours_image_sets(tmp_path):
         "split",
         "--annotations",
         tmp_path / "annotations.csv",
-        "--train-fraction",
+        "--train_fraction",
         "0.5",
-        "--train-output",
+        "--train_output",
         tmp_path / "train.txt",
-        "--val-output",
+        "--val_output",
         tmp_path / "val.txt",
     ]
     assert main(map(str, args)) == 0
@@ -75,9 +75,9 @@ def test_split_command_refuses_a_single_image(tmp_path, caplog):
         "split",
         "--annotations",
         tmp_path / "annotations.csv",
-        "--train-output",
+        "--train_output",
         tmp_path / "train.txt",
-        "--val-output",
+        "--val_output",
         tmp_path / "val.txt",
     ]
     assert main(map(str, args)) == 1

@@ -32,7 +32,7 @@ COMMANDS = {
 
 def _parser():
     parser = argparse.ArgumentParser(prog="efficientdet", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO", help="Python logging level")
+    parser.add_argument("--log_level", default="INFO", help="Python logging level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for command, (_, help_text) in COMMANDS.items():
         subparsers.add_parser(command, help=help_text, add_help=False)

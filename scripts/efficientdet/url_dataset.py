@@ -36,14 +36,14 @@ def prepare(url, folder, train_fraction):
     run_stage("download", "--source", url, "--output", folder / "dataset.zip")
     run_stage("unpack", "--archive", folder / "dataset.zip", "--output", folder / "voc")
     run_stage("index", "--voc", folder / "voc", "--annotations", annotations,
-              "--label-map-output", label_map, "--report", folder / "validation_report.txt")
-    run_stage("split", "--annotations", annotations, "--train-fraction", train_fraction,
-              "--train-output", splits["train"], "--val-output", splits["val"])
-    run_stage("ground_truth", "--annotations", annotations, "--label-map", label_map,
+              "--label_map_output", label_map, "--report", folder / "validation_report.txt")
+    run_stage("split", "--annotations", annotations, "--train_fraction", train_fraction,
+              "--train_output", splits["train"], "--val_output", splits["val"])
+    run_stage("ground_truth", "--annotations", annotations, "--label_map", label_map,
               "--split", splits["val"], "--output", folder / "val_coco.json")
     for split, records in (("val", val), ("train", train)):
         records.parent.mkdir(parents=True, exist_ok=True)
-        run_stage("shard", "--annotations", annotations, "--label-map", label_map,
-                  "--split", splits[split], "--voc", folder / "voc", "--shard-index", 0,
-                  "--num-shards", 1, "--output", records)
+        run_stage("shard", "--annotations", annotations, "--label_map", label_map,
+                  "--split", splits[split], "--voc", folder / "voc", "--shard_index", 0,
+                  "--num_shards", 1, "--output", records)
     return str(train), str(val)

@@ -28,7 +28,7 @@ rule unpack:
         mem_mb=1000,
         runtime=60,
     shell:
-        "efficientdet unpack --archive {input:q} --output {output:q} --max-gb {params.max_gb}"
+        "efficientdet unpack --archive {input:q} --output {output:q} --max_gb {params.max_gb}"
         " > {log:q} 2>&1"
 
 
@@ -48,8 +48,8 @@ rule index:
         mem_mb=2000,
         runtime=120,
     shell:
-        "efficientdet index --voc {input:q} --label-map {params.label_map:q} --threads {threads}"
-        " --annotations {output.annotations:q} --label-map-output {output.label_map:q}"
+        "efficientdet index --voc {input:q} --label_map {params.label_map:q} --threads {threads}"
+        " --annotations {output.annotations:q} --label_map_output {output.label_map:q}"
         " --report {output.report:q} > {log:q} 2>&1"
 
 
@@ -65,8 +65,8 @@ checkpoint split:
         train_fraction=DATASET_CONFIG["train_fraction"],
         seed=DATASET_CONFIG["seed"],
     shell:
-        "efficientdet split --annotations {input:q} --train-fraction {params.train_fraction}"
-        " --seed {params.seed} --train-output {output.train:q} --val-output {output.val:q}"
+        "efficientdet split --annotations {input:q} --train_fraction {params.train_fraction}"
+        " --seed {params.seed} --train_output {output.train:q} --val_output {output.val:q}"
         " > {log:q} 2>&1"
 
 
@@ -87,9 +87,9 @@ rule shard:
         mem_mb=1000,
         runtime=30,
     shell:
-        "efficientdet shard --annotations {input.annotations:q} --label-map {input.label_map:q}"
-        " --split {input.split:q} --voc {input.voc:q} --shard-index {wildcards.shard}"
-        " --num-shards {wildcards.num_shards} --output {output:q} > {log:q} 2>&1"
+        "efficientdet shard --annotations {input.annotations:q} --label_map {input.label_map:q}"
+        " --split {input.split:q} --voc {input.voc:q} --shard_index {wildcards.shard}"
+        " --num_shards {wildcards.num_shards} --output {output:q} > {log:q} 2>&1"
 
 
 rule ground_truth:
@@ -103,7 +103,7 @@ rule ground_truth:
         f"logs/{DATASET}/ground_truth.log",
     shell:
         "efficientdet ground_truth --annotations {input.annotations:q}"
-        " --label-map {input.label_map:q} --split {input.split:q} --output {output:q} > {log:q} 2>&1"
+        " --label_map {input.label_map:q} --split {input.split:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule dataset_stats:
@@ -129,8 +129,8 @@ rule dataset_stats:
         runtime=30,
     shell:
         "efficientdet dataset_stats --annotations {input.annotations:q}"
-        " --label-map {input.label_map:q} --train {input.train:q} --val {input.val:q}"
-        " --output-dir {params.folder:q} > {log:q} 2>&1"
+        " --label_map {input.label_map:q} --train {input.train:q} --val {input.val:q}"
+        " --output_dir {params.folder:q} > {log:q} 2>&1"
 
 
 rule inspect:
@@ -145,7 +145,7 @@ rule inspect:
     params:
         images=DATASET_CONFIG["inspect_images"],
     shell:
-        "(efficientdet inspect --tfrecords {input.train:q} --num-images {params.images}"
+        "(efficientdet inspect --tfrecords {input.train:q} --num_images {params.images}"
         " --output {output.train:q}"
-        " && efficientdet inspect --tfrecords {input.val:q} --num-images {params.images}"
+        " && efficientdet inspect --tfrecords {input.val:q} --num_images {params.images}"
         " --output {output.val:q}) > {log:q} 2>&1"

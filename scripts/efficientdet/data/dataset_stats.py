@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--annotations", required=True, type=Path, help="the annotation table")
-    parser.add_argument("--label-map", required=True, type=Path, help="label_map.yaml")
+    parser.add_argument("--label_map", required=True, type=Path, help="label_map.yaml")
     parser.add_argument("--train", required=True, type=Path, help="the train image list")
     parser.add_argument("--val", required=True, type=Path, help="the val image list")
-    parser.add_argument("--output-dir", required=True, type=Path, help="the stats folder")
+    parser.add_argument("--output_dir", required=True, type=Path, help="the stats folder")
 
 
 def _with_splits(table, split_lists):

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--annotations", required=True, type=Path, help="the annotation table")
-    parser.add_argument("--label-map", required=True, type=Path, help="label_map.yaml")
+    parser.add_argument("--label_map", required=True, type=Path, help="label_map.yaml")
     parser.add_argument("--split", required=True, type=Path, help="the split's image list")
     parser.add_argument("--output", required=True, type=Path, help="the COCO json to write")
 

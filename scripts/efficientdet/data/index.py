@@ -27,13 +27,13 @@ log = logging.getLogger(__name__)
 def add_arguments(parser):
     parser.add_argument("--voc", required=True, type=Path, help="the unpacked dataset folder")
     parser.add_argument(
-        "--label-map",
+        "--label_map",
         default="null",
         help="optional {id: name} mapping as YAML/JSON text; null: discover classes",
     )
     parser.add_argument("--annotations", required=True, type=Path, help="annotation table to write")
     parser.add_argument(
-        "--label-map-output", required=True, type=Path, help="label_map.yaml to write"
+        "--label_map_output", required=True, type=Path, help="label_map.yaml to write"
     )
     parser.add_argument("--report", required=True, type=Path, help="validation report to write")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -43,7 +43,7 @@ def _given_label_map(text):
     try:
         mapping = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise UserError(f"--label-map: not valid YAML/JSON ({error})") from None
+        raise UserError(f"--label_map: not valid YAML/JSON ({error})") from None
     return None if mapping is None else parse_label_map(mapping, "dataset.label_map")
 
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--tfrecords", required=True, nargs="+", type=Path, help="shard files")
-    parser.add_argument("--num-images", type=int, default=16, help="images to draw")
+    parser.add_argument("--num_images", type=int, default=16, help="images to draw")
     parser.add_argument("--output", required=True, type=Path, help="folder to create")
 
 

@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--annotations", required=True, type=Path, help="the annotation table")
-    parser.add_argument("--label-map", required=True, type=Path, help="label_map.yaml")
+    parser.add_argument("--label_map", required=True, type=Path, help="label_map.yaml")
     parser.add_argument("--split", required=True, type=Path, help="the split's image list")
     parser.add_argument("--voc", required=True, type=Path, help="the unpacked dataset folder")
-    parser.add_argument("--shard-index", required=True, type=int, help="i, from 0")
-    parser.add_argument("--num-shards", required=True, type=int, help="n")
+    parser.add_argument("--shard_index", required=True, type=int, help="i, from 0")
+    parser.add_argument("--num_shards", required=True, type=int, help="n")
     parser.add_argument("--output", required=True, type=Path, help="the .tfrecord file to write")
 
 
@@ -65,7 +65,7 @@ def encode_entry(entry, voc, label_of):
 
 def run(args):
     if not 0 <= args.shard_index < args.num_shards:
-        raise UserError(f"--shard-index {args.shard_index}: must lie in [0, {args.num_shards})")
+        raise UserError(f"--shard_index {args.shard_index}: must lie in [0, {args.num_shards})")
     label_of = {name: label_id for label_id, name in read_label_map(args.label_map).items()}
     images = read_image_list(args.split)[args.shard_index :: args.num_shards]
     selected = read_entries(args.annotations, images, args.split)

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser):
     parser.add_argument("--annotations", required=True, type=Path, help="the annotation table")
-    parser.add_argument("--train-fraction", type=float, default=0.7)
+    parser.add_argument("--train_fraction", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-output", required=True, type=Path)
-    parser.add_argument("--val-output", required=True, type=Path)
+    parser.add_argument("--train_output", required=True, type=Path)
+    parser.add_argument("--val_output", required=True, type=Path)
 
 
 class _ValSelection:
@@ -93,7 +93,7 @@ def _write_list(path, entries):
 def run(args):
     if not 0 < args.train_fraction < 1:
         raise UserError(
-            f"--train-fraction {args.train_fraction}: must lie strictly between 0 and 1"
+            f"--train_fraction {args.train_fraction}: must lie strictly between 0 and 1"
         )
     entries = read_table(args.annotations)
     if any(entry.image_set for entry in entries):

@@ -13,7 +13,7 @@ def add_arguments(parser):
     parser.add_argument("--archive", required=True, type=Path, help="the dataset zip")
     parser.add_argument("--output", required=True, type=Path, help="folder to create")
     parser.add_argument(
-        "--max-gb",
+        "--max_gb",
         type=float,
         default=50.0,
         help="refuse archives that inflate to more than this many GB",
