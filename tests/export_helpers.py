@@ -11,8 +11,8 @@ import yaml
 from efficientdet import build_model
 from efficientdet.cli import main
 from efficientdet.config import get_config
-from efficientdet.model.description import DESCRIPTION
-from efficientdet.train.run import CHECKPOINTS, describe_run
+from efficientdet.layout import RunFiles
+from efficientdet.train.run import describe_run
 from train_helpers import LABEL_MAP, shape_image, write_dataset
 
 MODEL_NAME = "efficientdet-d0"
@@ -57,16 +57,16 @@ def write_tiny_run(model_dir):
     """models/{run}/-like folder: model.yaml and checkpoints/ckpt-STEP whose `ema_model` is a
     confident model and whose raw `model` weights are plain random ones (no detection above
     the class prior). Returns the EMA model."""
-    model_dir = Path(model_dir)
+    run = RunFiles(Path(model_dir))
     ema_model = confident_model(0)
     raw_model = build_model(MODEL_NAME, len(LABEL_MAP), IMAGE_SIZE)
     config = get_config(MODEL_NAME, image_size=IMAGE_SIZE)
     checkpoint = tf.train.Checkpoint(model=raw_model, ema_model=ema_model)
-    manager = tf.train.CheckpointManager(checkpoint, model_dir / CHECKPOINTS, max_to_keep=None,
+    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=None,
                                          checkpoint_name="ckpt")
     manager.save(checkpoint_number=STEP)
     description = describe_run(config, {}, LABEL_MAP)
-    (model_dir / DESCRIPTION).write_text(yaml.safe_dump(description, sort_keys=False))
+    run.description.write_text(yaml.safe_dump(description, sort_keys=False))
     return ema_model
 
 

@@ -1,11 +1,14 @@
 """The original tool's command line: flags, @params files, environment variables, --hparams."""
 
 import argparse
+import glob
+from pathlib import Path
 
 import pytest
 
 from conftest import SAMPLE_ZIP
-from efficientdet import flags, url_dataset
+from efficientdet import cli, flags
+from efficientdet.train import url_dataset
 from efficientdet.train import train
 from efficientdet.data.tfrecord import read_records
 from efficientdet.errors import UserError
@@ -17,9 +20,8 @@ def parse(argv, monkeypatch, env=None):
         monkeypatch.delenv(name, raising=False)
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
-    parser = argparse.ArgumentParser(fromfile_prefix_chars="@")
-    train.add_arguments(parser)
-    return flags.resolve(parser.parse_args([str(arg) for arg in argv]))
+    _, parser = cli.stage_parser("train")
+    return flags.parse_args(parser, [str(arg) for arg in argv])
 
 
 def test_defaults_are_the_original_tools(monkeypatch):
@@ -112,15 +114,21 @@ def test_hparams_yaml_file(tmp_path):
         flags.parse_hparams(str(path))
 
 
-def test_url_dataset_prepares_records_once(tmp_path):
-    train_records, val_records = url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7)
-    train_count = sum(1 for _ in read_records(train_records))
-    val_count = sum(1 for _ in read_records(val_records))
-    assert train_count > val_count > 0
-    assert (tmp_path / "data" / "label_map.yaml").is_file()
-    assert (tmp_path / "data" / "val_coco.json").is_file()
-    modified = (tmp_path / "data" / "tfrecords" / "train-00000-of-00001.tfrecord").stat().st_mtime
+def test_url_dataset_runs_the_data_stage_once(tmp_path):
+    """--url_dataset runs the workflow's own data stage; a second call finds it up to date."""
+    train_pattern, val_pattern = url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7)
+    train_files, val_files = sorted(glob.glob(train_pattern)), sorted(glob.glob(val_pattern))
+    train_count = sum(1 for path in train_files for _ in read_records(path))
+    val_count = sum(1 for path in val_files for _ in read_records(path))
+    assert train_count + val_count == 150 and train_count > val_count > 0
+    dataset = tmp_path / "data" / "results" / "dataset"
+    assert (dataset / "label_map.yaml").is_file() and (dataset / "val_coco.json").is_file()
+    modified = [Path(path).stat().st_mtime for path in train_files]
     assert url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7) == (
-        train_records, val_records)
-    assert (tmp_path / "data" / "tfrecords" / "train-00000-of-00001.tfrecord").stat().st_mtime \
-        == modified
+        train_pattern, val_pattern)
+    assert [Path(path).stat().st_mtime for path in train_files] == modified
+
+
+def test_url_dataset_failure_names_the_url(tmp_path):
+    with pytest.raises(UserError, match="missing.zip: the data stage failed"):
+        url_dataset.prepare(str(tmp_path / "missing.zip"), tmp_path / "data", 0.7)

@@ -10,6 +10,9 @@ import importlib
 import logging
 import sys
 
+import configargparse
+
+from efficientdet import flags
 from efficientdet.errors import UserError
 
 # command: (stage package, help)
@@ -39,23 +42,26 @@ def _parser():
     return parser
 
 
+def stage_parser(command):
+    """The parser of `efficientdet <command>`, with the flags its module adds."""
+    stage, help_text = COMMANDS[command]
+    module = importlib.import_module(f"efficientdet.{stage}.{command}")
+    parser = configargparse.ArgumentParser(
+        prog=f"efficientdet {command}", description=help_text, add_env_var_help=False
+    )
+    module.add_arguments(parser)
+    return module, parser
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     known, rest = _parser().parse_known_args(argv)
     logging.basicConfig(
         level=known.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stage, help_text = COMMANDS[known.command]
-    module = importlib.import_module(f"efficientdet.{stage}.{known.command}")
-    stage_parser = argparse.ArgumentParser(
-        prog=f"efficientdet {known.command}",
-        description=help_text,
-        fromfile_prefix_chars="@",
-    )
-    module.add_arguments(stage_parser)
-    args = stage_parser.parse_args(rest)
     try:
-        module.run(args)
+        module, parser = stage_parser(known.command)
+        module.run(flags.parse_args(parser, rest))
     except UserError as error:
         logging.getLogger("efficientdet").error("%s", error)
         return 1

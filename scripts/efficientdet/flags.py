@@ -1,10 +1,10 @@
 """The original tool's command line: its flags, `@params.config` files and environment variables.
 
-`efficientdet train` and `efficientdet evaluate` accept the flags of the tool they replace
-(`--model_name=efficientdet-d0`, `--noprofile`, ...), parameter files given as `@params.config`
-(one flag per line, `#` comments) and the environment variables it read. A value given as a
-flag beats one from a parameter file, which beats the environment, which beats the default,
-wherever the `@file` stands on the command line.
+`efficientdet train` and `efficientdet evaluate_checkpoint` accept the flags of the tool they
+replace (`--model_name=efficientdet-d0`, `--noprofile`, ...), parameter files given as
+`@params.config` or `--flagfile=params.config` (one flag per line, `#` comments) and the
+environment variables it read. A value given as a flag beats one from a parameter file, which
+beats the environment, which beats the default, wherever the file stands on the command line.
 """
 
 import argparse
@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 import re
-import shlex
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +20,8 @@ import yaml
 from efficientdet.errors import UserError
 
 log = logging.getLogger(__name__)
+
+PARAMS_FILE = "--flagfile"
 
 
 def parse_bool(text):
@@ -89,23 +90,45 @@ ORIGINAL_FLAGS = (
 
 
 def add_flags(parser, flags):
-    """Adds `flags` to an argparse parser so that `resolve` can apply the precedence rules."""
-    params_lines = []
-    parser.fromfile_prefix_chars = "@"
-    # Lines of @files are kept aside instead of being spliced into the command line, so that
-    # the command line wins wherever the @file stands.
-    parser.convert_arg_line_to_args = lambda line: params_lines.append(line) or []
+    """Adds `flags` to a ConfigArgParse parser (efficientdet.cli makes one per command).
+
+    ConfigArgParse reads the parameter file and lets the command line win over it; values from
+    the environment become the defaults, so that the file wins over them.
+    """
+    parser.add_argument(PARAMS_FILE, is_config_file=True, metavar="FILE",
+                        help="file of flags, one per line (also given as @FILE)")
     for flag in flags:
-        kwargs = dict(dest=flag.name, default=argparse.SUPPRESS, help=_help(flag))
+        kwargs = dict(dest=flag.name, default=_environment_value(flag), help=_help(flag))
         if flag.type is parse_bool:
             parser.add_argument(f"--{flag.name}", nargs="?", const=True, type=parse_bool,
                                 metavar="BOOL", **kwargs)
             parser.add_argument(f"--no{flag.name}", dest=flag.name, action="store_false",
-                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                                help=argparse.SUPPRESS)
         else:
             parser.add_argument(f"--{flag.name}", type=flag.type, choices=flag.choices or None,
                                 metavar=flag.name.upper(), **kwargs)
-    parser.set_defaults(_flags=tuple(flags), _params_lines=params_lines, _parser=parser)
+
+
+def parse_args(parser, argv):
+    """Parses `argv` of a command with the original's flags: `@params.config` stands for
+    `--flagfile=params.config`; flags of the file that this tool does not know are logged and
+    ignored, as are errors of the file named as such."""
+    argv = [f"{PARAMS_FILE}={token[1:]}" if token.startswith("@") else token for token in argv]
+    parser.exit_on_error = False
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        if error.argument_name and any(
+            token.split("=")[0] in error.argument_name.split("/") for token in argv
+        ):
+            parser.error(str(error))
+        raise UserError(f"params file: {error}") from None
+    from_command_line = [token for token in unknown if token in argv]
+    if from_command_line:
+        parser.error(f"unrecognized arguments: {' '.join(from_command_line)}")
+    if unknown:
+        log.warning("params file: ignoring flags this tool does not know: %s", " ".join(unknown))
+    return args
 
 
 def _help(flag):
@@ -113,47 +136,14 @@ def _help(flag):
     return f"{flag.help}; default {flag.default}{extra}"
 
 
-def resolve(args):
-    """The effective options: command line > @params files > environment > defaults."""
-    flags = args._flags
-    explicit = {key: value for key, value in vars(args).items() if not key.startswith("_")}
-    from_file = _parse_params_lines(args._parser, args._params_lines)
-    from_env = _read_environment(flags)
-    options = {flag.name: flag.default for flag in flags}
-    for source in (from_env, from_file, explicit):
-        options.update(source)
-    return argparse.Namespace(**options)
-
-
-def _parse_params_lines(parser, lines):
-    tokens = []
-    for line in lines:
-        tokens.extend(shlex.split(line, comments=True))
-    if not tokens:
-        return {}
-    parser.exit_on_error = False
+def _environment_value(flag):
+    text = os.environ.get(flag.env) if flag.env else None
+    if not text:
+        return flag.default
     try:
-        known, unknown = parser.parse_known_args(tokens)
-    except argparse.ArgumentError as error:
-        raise UserError(f"params file: {error}") from None
-    finally:
-        parser.exit_on_error = True
-    if unknown:
-        log.warning("params file: ignoring flags this tool does not know: %s", " ".join(unknown))
-    return {key: value for key, value in vars(known).items() if not key.startswith("_")}
-
-
-def _read_environment(flags):
-    values = {}
-    for flag in flags:
-        text = os.environ.get(flag.env) if flag.env else None
-        if not text:
-            continue
-        try:
-            values[flag.name] = flag.type(text)
-        except (ValueError, argparse.ArgumentTypeError) as error:
-            raise UserError(f"environment variable {flag.env}={text!r}: {error}") from None
-    return values
+        return flag.type(text)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        raise UserError(f"environment variable {flag.env}={text!r}: {error}") from None
 
 
 _ASSIGNMENT = re.compile(r",\s*(?=[A-Za-z_][\w.]*\s*=)")

@@ -1,12 +1,13 @@
 import importlib.util
 import json
 import math
-import os
 import shlex
 import urllib.parse
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from efficientdet.layout import SHARD_NAME, DatasetFiles, RunFiles
 
 # Config validation, the names every rule file uses, and the input functions of the rule
 # files (one section each), so that rules/*.smk hold only rules.
@@ -14,9 +15,10 @@ from snakemake.utils import validate
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 DATASET = config["dataset"]["name"]
-DATA = f"results/{DATASET}"
+DATA = DatasetFiles.named(DATASET)
 # A training run: models/{RUN}/ holds its state, results/{RUN}/ what is made from it.
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
+RUN_FILES = RunFiles.named(RUN)
 
 
 
@@ -58,7 +60,7 @@ def split_shards(split):
     with open(checkpoints.split.get().output[split], encoding="utf-8") as stream:
         images = sum(1 for line in stream if line.strip())
     count = math.ceil(images / DATASET_CONFIG["images_per_shard"])
-    return [f"{DATA}/tfrecords/{split}-{index:05d}-of-{count:05d}.tfrecord" for index in range(count)]
+    return [DATA.shard(split, index, count) for index in range(count)]
 
 
 def tfrecord_shards(wildcards):
@@ -78,7 +80,7 @@ TRAIN_CONFIG = config["train"]
 
 def split_file_pattern(split):
     """A glob matching exactly the current shards of `split` (they share -of-{count})."""
-    return split_shards(split)[0].replace(f"{split}-00000-", f"{split}-?????-")
+    return str(split_shards(split)[0]).replace(f"{split}-00000-", f"{split}-?????-")
 
 
 def hparams_file(wildcards):
@@ -116,15 +118,12 @@ def train_flags(wildcards):
 
 # Evaluation (rules/evaluate.smk)
 
-EVAL = f"results/{RUN}/eval"
-CHECKPOINT_DIR = f"models/{RUN}/checkpoints"
 EVALUATE_CONFIG = config["evaluate"]
 
 
 def checkpoint_evaluations(wildcards):
     checkpoints.train.get()
-    steps = glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step
-    return expand(f"{EVAL}/ckpt-{{step}}.json", step=sorted(set(steps), key=int))
+    return [RUN_FILES.evaluation(step) for step in RUN_FILES.checkpoint_steps()]
 
 
 def eval_samples_option(wildcards):
@@ -163,7 +162,7 @@ def infer_images(wildcards):
     (a user's folder or glob is not a file Snakemake can track)."""
     if INFER_CONFIG["images"]:
         return {}
-    return {"list": f"{DATA}/splits/val.txt", "root": f"{DATA}/voc"}
+    return {"list": DATA.split_list("val"), "root": DATA.voc}
 
 
 def infer_images_option(wildcards, input):

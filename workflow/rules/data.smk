@@ -19,7 +19,7 @@ rule unpack:
     input:
         rules.download.output[0],
     output:
-        directory(f"{DATA}/voc"),
+        directory(DATA.voc),
     log:
         f"logs/{DATASET}/unpack.log",
     params:
@@ -36,9 +36,9 @@ rule index:
     input:
         rules.unpack.output[0],
     output:
-        annotations=f"{DATA}/annotations.csv",
-        label_map=f"{DATA}/label_map.yaml",
-        report=f"{DATA}/validation_report.txt",
+        annotations=DATA.annotations,
+        label_map=DATA.label_map,
+        report=DATA.validation_report,
     log:
         f"logs/{DATASET}/index.log",
     params:
@@ -57,8 +57,8 @@ checkpoint split:
     input:
         rules.index.output.annotations,
     output:
-        train=f"{DATA}/splits/train.txt",
-        val=f"{DATA}/splits/val.txt",
+        train=DATA.split_list("train"),
+        val=DATA.split_list("val"),
     log:
         f"logs/{DATASET}/split.log",
     params:
@@ -74,10 +74,10 @@ rule shard:
     input:
         annotations=rules.index.output.annotations,
         label_map=rules.index.output.label_map,
-        split=f"{DATA}/splits/{{split}}.txt",
+        split=DATA.split_list("{split}"),
         voc=rules.unpack.output[0],
     output:
-        f"{DATA}/tfrecords/{{split}}-{{shard}}-of-{{num_shards}}.tfrecord",
+        DATA.tfrecords / SHARD_NAME,
     log:
         f"logs/{DATASET}/shard/{{split}}-{{shard}}-of-{{num_shards}}.log",
     wildcard_constraints:
@@ -96,9 +96,9 @@ rule ground_truth:
     input:
         annotations=rules.index.output.annotations,
         label_map=rules.index.output.label_map,
-        split=f"{DATA}/splits/val.txt",
+        split=DATA.split_list("val"),
     output:
-        f"{DATA}/val_coco.json",
+        DATA.val_coco,
     log:
         f"logs/{DATASET}/ground_truth.log",
     shell:
@@ -110,11 +110,11 @@ rule dataset_stats:
     input:
         annotations=rules.index.output.annotations,
         label_map=rules.index.output.label_map,
-        train=f"{DATA}/splits/train.txt",
-        val=f"{DATA}/splits/val.txt",
+        train=DATA.split_list("train"),
+        val=DATA.split_list("val"),
     output:
         expand(
-            f"{DATA}/stats/{{name}}",
+            DATA.stats / "{name}",
             name=(
                 "class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml",
                 "class_counts.png", "objects_per_image.png", "box_sizes.png",
@@ -123,7 +123,7 @@ rule dataset_stats:
     log:
         f"logs/{DATASET}/dataset_stats.log",
     params:
-        folder=f"{DATA}/stats",
+        folder=DATA.stats,
     resources:
         mem_mb=2000,
         runtime=30,
@@ -138,8 +138,8 @@ rule inspect:
         train=lambda wildcards: split_shards("train"),
         val=lambda wildcards: split_shards("val"),
     output:
-        train=directory(f"{DATA}/inspect/train"),
-        val=directory(f"{DATA}/inspect/val"),
+        train=directory(DATA.inspect("train")),
+        val=directory(DATA.inspect("val")),
     log:
         f"logs/{DATASET}/inspect.log",
     params:

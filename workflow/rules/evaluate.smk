@@ -9,23 +9,23 @@
 
 rule evaluate_checkpoint:
     input:
-        checkpoint=f"{CHECKPOINT_DIR}/ckpt-{{step}}.index",
+        checkpoint=f"{RUN_FILES.checkpoint('{step}')}.index",
         shards=lambda wildcards: split_shards("val"),
-        ground_truth=f"{DATA}/val_coco.json",
+        ground_truth=DATA.val_coco,
     output:
-        json=f"{EVAL}/ckpt-{{step}}.json",
-        plot=f"{EVAL}/ckpt-{{step}}.png",
+        json=RUN_FILES.evaluation("{step}"),
+        plot=RUN_FILES.evaluation("{step}").with_suffix(".png"),
     log:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:
         step=r"\d+",
     params:
-        checkpoint=lambda wildcards, input: input.checkpoint.removesuffix(".index"),
+        checkpoint=lambda wildcards: RUN_FILES.checkpoint(wildcards.step),
         pattern=lambda wildcards: split_file_pattern("val"),
         model_name=config["model"]["name"],
         batch_size=config["train"]["batch_size"],
         samples=eval_samples_option,
-        tensorboard=f"models/{RUN}/logs/validation",
+        tensorboard=RUN_FILES.tensorboard / "validation",
     threads: 4
     resources:
         mem_mb=8000,
@@ -44,12 +44,12 @@ rule evaluate:
     input:
         checkpoint_evaluations,
     output:
-        table=f"{EVAL}/metrics.csv",
-        plot=f"{EVAL}/metrics.png",
+        table=RUN_FILES.metrics_table,
+        plot=RUN_FILES.metrics_plot,
     log:
         f"logs/{RUN}/evaluate.log",
     params:
-        folder=lambda wildcards, output: os.path.dirname(output.table),
+        folder=RUN_FILES.eval_dir,
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
     shell:

@@ -6,18 +6,18 @@
 
 rule export:
     input:
-        done=f"results/{RUN}/train.done.json",
+        done=RUN_FILES.done,
         evaluations=export_evaluations,
-        label_map=f"{DATA}/label_map.yaml",
+        label_map=DATA.label_map,
         calibration=lambda wildcards: split_shards("train"),
     output:
-        directory(f"models/{RUN}/export"),
+        directory(RUN_FILES.export),
     log:
         f"logs/{RUN}/export.log",
     params:
-        run_dir=f"models/{RUN}",
+        run_dir=RUN_FILES.model_dir,
         select=EXPORT_CONFIG["checkpoint"],
-        eval_dir=f"results/{RUN}/eval",
+        eval_dir=RUN_FILES.eval_dir,
         calibration=lambda wildcards: split_file_pattern("train"),
         calibration_images=EXPORT_CONFIG["calibration_images"],
         run=RUN,

@@ -7,7 +7,7 @@ rule infer:
         unpack(infer_images),
         export=rules.export.output[0],
     output:
-        directory(f"results/{RUN}/predictions"),
+        directory(RUN_FILES.predictions),
     log:
         f"logs/{RUN}/infer.log",
     params:

@@ -9,16 +9,16 @@
 checkpoint train:
     input:
         shards=tfrecord_shards,
-        label_map=f"{DATA}/label_map.yaml",
-        stats=f"{DATA}/stats/summary.yaml",
+        label_map=DATA.label_map,
+        stats=DATA.stats_summary,
         hparams=hparams_file,
     output:
-        f"results/{RUN}/train.done.json",
+        RUN_FILES.done,
     log:
         f"logs/{RUN}/train.log",
     params:
         flags=train_flags,
-        model_dir=f"models/{RUN}",
+        model_dir=RUN_FILES.model_dir,
     threads: 8
     resources:
         mem_mb=16000,

@@ -20,18 +20,17 @@ import tensorflow as tf
 import yaml
 
 from efficientdet import build_model, flags, load_checkpoint
-from efficientdet.model.checkpoints import checkpoint_step
+from efficientdet.model.checkpoints import checkpoint_step, resolve_checkpoint
 from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.atomic import atomic_output
 from efficientdet.train.input import decoded_examples, prepare_example, shard_paths
 from efficientdet.errors import UserError
 from efficientdet.evaluate.plots import plot_pr_curves
-from efficientdet.model.description import from_dict, run_description_path
+from efficientdet.model.description import run_description
 from efficientdet.model.postprocess import postprocess
 from efficientdet.export.serving import model_anchors, nms_options
-from efficientdet.train.training_data import dataset_folder
-from efficientdet.train.run import CHECKPOINTS
+from efficientdet.layout import EVALUATION_NAME, DatasetFiles
 from efficientdet.evaluate.voc import voc_ap_per_class
 
 log = logging.getLogger(__name__)
@@ -66,16 +65,16 @@ def add_arguments(parser):
     flags.add_flags(parser, flags.ORIGINAL_FLAGS + EVAL_FLAGS)
 
 
-def run(args):
-    options = flags.resolve(args)
+def run(options):
     started = time.time()
     val_files = validation_files(options.val_file_pattern)
-    ground_truth_path = Path(options.val_json_file
-                             or dataset_folder(options.val_file_pattern) / "val_coco.json")
+    ground_truth_path = Path(
+        options.val_json_file or DatasetFiles.of_records(options.val_file_pattern).val_coco
+    )
     ground_truth = load_ground_truth(ground_truth_path)
     target = describe_model(options, category_names(ground_truth))
     output = Path(options.output or Path(options.model_dir or ".") / "eval"
-                  / f"ckpt-{target.step}.json")
+                  / EVALUATION_NAME.format(step=target.step))
     log.info("evaluating %s (%s at %s) on %s", target.checkpoint, target.config.name,
              "x".join(map(str, target.config.image_size)), options.val_file_pattern)
 
@@ -138,14 +137,15 @@ def describe_model(options, dataset_label_map):
     A checkpoint of a training run is described by the run's model.yaml; others (official
     checkpoints) by the flags and the dataset's label map.
     """
-    checkpoint = resolve_checkpoint(options)
-    description_path = run_description_path(checkpoint)
+    if not options.checkpoint and not options.model_dir:
+        raise UserError("give --checkpoint or --model_dir (the checkpoint to evaluate)")
+    checkpoint = resolve_checkpoint(options.checkpoint or options.model_dir)
+    recorded = run_description(checkpoint)
     overrides = model_overrides(flags.parse_hparams(options.hparams))
     if options.image_size:
         overrides["image_size"] = options.image_size
-    if description_path.is_file():
-        recorded = from_dict(yaml.safe_load(description_path.read_text()) or {}, description_path)
-        check_label_maps(recorded.label_map, dataset_label_map, description_path)
+    if recorded is not None:
+        check_label_maps(recorded.label_map, dataset_label_map, checkpoint)
         values = {**recorded.config.as_dict(), **overrides}
         config = get_config(values.pop("name"), **values)
         num_classes = recorded.num_classes
@@ -154,22 +154,6 @@ def describe_model(options, dataset_label_map):
         num_classes = max(dataset_label_map)
         check_class_count(checkpoint, config.num_anchors, num_classes)
     return EvaluatedModel(checkpoint, checkpoint_step(checkpoint), config, num_classes)
-
-
-def resolve_checkpoint(options):
-    """The checkpoint prefix named by --checkpoint or the latest one of --model_dir."""
-    if not options.checkpoint and not options.model_dir:
-        raise UserError("give --checkpoint or --model_dir (the checkpoint to evaluate)")
-    given = Path(options.checkpoint or Path(options.model_dir) / CHECKPOINTS)
-    if given.is_dir():
-        latest = tf.train.latest_checkpoint(str(given)) or tf.train.latest_checkpoint(
-            str(given / CHECKPOINTS))
-        if not latest:
-            raise UserError(f"{given}: no checkpoint in this folder")
-        return latest
-    if not Path(f"{given}.index").is_file():
-        raise UserError(f"{given}: checkpoint not found (no {given.name}.index)")
-    return str(given)
 
 
 def model_overrides(hparams):

@@ -27,11 +27,14 @@ import numpy as np
 import tensorflow as tf
 
 from efficientdet import __version__
-from efficientdet.model.checkpoints import checkpoint_step
+from efficientdet.model.checkpoints import checkpoint_folder, checkpoint_step, resolve_checkpoint
 from efficientdet.atomic import atomic_output
 from efficientdet.train.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
+from efficientdet.layout import (
+    CHECKPOINT_NAME, EVALUATION_NAME, RunFiles, checkpoint_steps, run_of_checkpoint,
+)
 from efficientdet.export.metadata import write_metadata
 from efficientdet.export.frozen_graph import write_frozen_graph
 from efficientdet.model.description import describe_checkpoint
@@ -40,7 +43,6 @@ from efficientdet.export.serving import (
     nms_options,
 )
 from efficientdet.export.tflite import QUANTIZATIONS, convert_to_tflite
-from efficientdet.train.run import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +87,18 @@ def add_arguments(parser):
 
 
 def run(args):
-    checkpoint_dir, checkpoint = resolve_checkpoint(args.checkpoint)
-    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(checkpoint_dir)
-    run_name = args.run or checkpoint_dir.parent.name
-    eval_dir = Path(args.eval_dir) if args.eval_dir else Path("results") / run_name / "eval"
-    if checkpoint is None:
-        checkpoint = select_checkpoint(checkpoint_dir, args.select, eval_dir)
+    given = Path(args.checkpoint)
+    folder = checkpoint_folder(given) if given.is_dir() else given.parent
+    run = run_of_checkpoint(folder / "ckpt")
+    if not args.output_dir and run is None:
+        raise UserError(f"{given}: not a training run's checkpoints; give --output_dir")
+    run_name = args.run or (run.model_dir.name if run else folder.name)
+    eval_dir = Path(args.eval_dir) if args.eval_dir else RunFiles.named(run_name).eval_dir
+    if given.is_dir():
+        checkpoint = select_checkpoint(folder, args.select, eval_dir)
+    else:
+        checkpoint = Path(resolve_checkpoint(given))
+    output_dir = Path(args.output_dir) if args.output_dir else run.export
     if "onnx" in args.formats and importlib.util.find_spec("tf2onnx") is None:
         raise UserError("ONNX export needs tf2onnx: pip install 'efficientdet-workflow[onnx]', "
                         "or leave onnx out of --formats")
@@ -166,32 +174,13 @@ def save_onnx(detector, path):
     )
 
 
-def resolve_checkpoint(path):
-    """(checkpoints folder, checkpoint prefix or None when a folder was given)."""
-    path = Path(path)
-    if path.is_dir():
-        folder = path / CHECKPOINTS if (path / CHECKPOINTS).is_dir() else path
-        return folder, None
-    if not Path(f"{path}.index").is_file():
-        raise UserError(f"{path}: checkpoint not found (no {path.name}.index)")
-    return path.parent, path
-
-
-def default_output_dir(checkpoint_dir):
-    """models/{run}/export for the checkpoints of a run (models/{run}/checkpoints)."""
-    if checkpoint_dir.name != CHECKPOINTS:
-        raise UserError(f"{checkpoint_dir}: not a training run's checkpoints folder; "
-                        "give --output_dir")
-    return checkpoint_dir.parent / "export"
-
-
 def select_checkpoint(folder, select, eval_dir):
     """The last checkpoint of `folder`, or the one with the best COCO AP in `eval_dir`."""
-    steps = sorted(checkpoint_step(index.with_suffix("")) for index in folder.glob("ckpt-*.index"))
+    steps = checkpoint_steps(folder)
     if not steps:
         raise UserError(f"{folder}: no checkpoint (ckpt-<step>.index) in this folder")
     if select == "last":
-        return folder / f"ckpt-{steps[-1]}"
+        return folder / CHECKPOINT_NAME.format(step=steps[-1])
     scored = []
     for step in steps:
         metrics = evaluation_metrics(eval_dir, step)
@@ -202,12 +191,12 @@ def select_checkpoint(folder, select, eval_dir):
                         "(evaluate them first, or export the last checkpoint)")
     ap, step = max(scored)
     log.info("best checkpoint: step %d (AP %.4f) of %d evaluated", step, ap, len(scored))
-    return folder / f"ckpt-{step}"
+    return folder / CHECKPOINT_NAME.format(step=step)
 
 
 def evaluation_metrics(eval_dir, step):
     """The COCO metrics of `efficientdet evaluate` for checkpoint `step`, or None."""
-    path = Path(eval_dir) / f"ckpt-{step}.json"
+    path = Path(eval_dir) / EVALUATION_NAME.format(step=step)
     if not path.is_file():
         return None
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from efficientdet.model.checkpoints import checkpoint_prefix
+from efficientdet.model.checkpoints import resolve_checkpoint
 from efficientdet.errors import UserError
 from efficientdet.export.metadata import METADATA, exported_model
 from efficientdet.export.frozen_graph import load_frozen_graph
@@ -24,7 +24,6 @@ from efficientdet.export.serving import (
     INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detections_from_network,
     detector_from_checkpoint,
 )
-from efficientdet.train.run import CHECKPOINTS
 
 SAVED_MODEL_FILE = "saved_model.pb"
 EXPORT_DEFAULT = "saved_model"
@@ -63,9 +62,7 @@ class CheckpointBackend:
     kind = "checkpoint"
 
     def __init__(self, path, model_name=None, image_size=None, label_map=None):
-        if (Path(path) / CHECKPOINTS).is_dir():
-            path = Path(path) / CHECKPOINTS
-        self.path = checkpoint_prefix(os.fspath(path))
+        self.path = resolve_checkpoint(path)
         self.description = describe_checkpoint(self.path, model_name, image_size, label_map)
         self._detect = detector_from_checkpoint(self.path, self.description).detect
 

@@ -35,6 +35,7 @@ def bifpn_nodes(min_level, max_level):
     return nodes
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class ResampleFeatureMap(keras.layers.Layer):
     """Brings a feature map to `num_channels` channels and to `target_size` (h, w).
 
@@ -46,6 +47,9 @@ class ResampleFeatureMap(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_channels = num_channels
         self.target_size = tuple(target_size)
+
+    def get_config(self):
+        return {**super().get_config(), "num_channels": self.num_channels, "target_size": self.target_size}
 
     def build(self, input_shape):
         height, width, channels = input_shape[1:]
@@ -87,19 +91,30 @@ def upsample_nearest(x, target_size):
     return x
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class OpAfterCombine(keras.layers.Layer):
     """Activation, 3x3 separable convolution, batch norm: applied to each fused node."""
 
     def __init__(self, num_filters, act_type, **kwargs):
         super().__init__(**kwargs)
+        self.num_filters = num_filters
+        self.act_type = act_type
         self.activation = keras.activations.get(act_type)
         self.conv = keras.layers.SeparableConv2D(num_filters, 3, padding="same", name="conv")
         self.bn = keras.layers.BatchNormalization(name="bn")
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "act_type": self.act_type}
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build((*input_shape[:-1], self.num_filters))
 
     def call(self, x, training=None):
         return self.bn(self.conv(self.activation(x)), training=training)
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class FusionNode(keras.layers.Layer):
     """One BiFPN node: resamples its inputs to its level, fuses them, convolves the result.
 
@@ -116,6 +131,9 @@ class FusionNode(keras.layers.Layer):
         self.num_filters = num_filters
         self.weight_method = weight_method
         self.act_type = act_type
+
+    def get_config(self):
+        return {**super().get_config(), "target_id": self.target_id, "input_ids": self.input_ids, "num_filters": self.num_filters, "weight_method": self.weight_method, "act_type": self.act_type}
 
     def build(self, features_shape):
         target_size = features_shape[self.target_id][1:3]
@@ -157,6 +175,7 @@ class FusionNode(keras.layers.Layer):
         return sum(nodes[1:], nodes[0])
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class BiFPNCell(keras.layers.Layer):
     """One BiFPN layer: maps features at levels min..max to new ones at the same levels."""
 
@@ -164,11 +183,22 @@ class BiFPNCell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.min_level = min_level
         self.max_level = max_level
+        self.options = dict(num_filters=num_filters, weight_method=weight_method, act_type=act_type)
         self.fnodes = tuple(
             FusionNode(level - min_level, input_ids, num_filters, weight_method, act_type,
                        name=f"fnode{i}")
             for i, (level, input_ids) in enumerate(bifpn_nodes(min_level, max_level))
         )
+
+    def get_config(self):
+        return {**super().get_config(), "min_level": self.min_level,
+                "max_level": self.max_level, **self.options}
+
+    def build(self, features_shape):
+        shapes = [tuple(shape) for shape in features_shape]
+        for fnode in self.fnodes:
+            fnode.build(shapes)
+            shapes.append((*shapes[fnode.target_id][:-1], self.options["num_filters"]))
 
     def call(self, features, training=None):
         features = list(features)
@@ -181,17 +211,28 @@ class BiFPNCell(keras.layers.Layer):
                 for level in range(self.min_level, self.max_level + 1)]
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class BiFPN(keras.layers.Layer):
     """`repeats` BiFPN cells in sequence (automl's fpn_cells)."""
 
     def __init__(self, min_level, max_level, num_filters, repeats, weight_method, act_type,
                  **kwargs):
         super().__init__(**kwargs)
+        self.options = dict(min_level=min_level, max_level=max_level, num_filters=num_filters,
+                            repeats=repeats, weight_method=weight_method, act_type=act_type)
         self.cells = tuple(
             BiFPNCell(min_level, max_level, num_filters, weight_method, act_type,
                       name=f"cell_{i}")
             for i in range(repeats)
         )
+
+    def get_config(self):
+        return {**super().get_config(), **self.options}
+
+    def build(self, features_shape):
+        shapes = [(*shape[:-1], self.options["num_filters"]) for shape in features_shape]
+        for index, cell in enumerate(self.cells):
+            cell.build(features_shape if index == 0 else shapes)
 
     def call(self, features, training=None):
         for cell in self.cells:

@@ -13,11 +13,13 @@ Three sources:
 import logging
 import os
 import re
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from efficientdet.errors import UserError
+from efficientdet.layout import RunFiles
 from efficientdet.model.backbone import KERAS_EFFICIENTNETS, keras_efficientnet
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def load_checkpoint(model, path):
     if path == "imagenet" or path.endswith((".h5", ".keras")):
         load_keras_backbone_weights(model, path)
         return
-    prefix = checkpoint_prefix(path)
+    prefix = resolve_checkpoint(path)
     try:
         shapes = dict(tf.train.list_variables(prefix))
         if any(name.startswith("model/") for name in shapes):
@@ -77,12 +79,20 @@ def checkpoint_step(checkpoint):
     return int(match.group(1)) if match else 0
 
 
-def checkpoint_prefix(path):
-    """The checkpoint prefix for a directory (its latest checkpoint) or a prefix."""
+def checkpoint_folder(path):
+    """The folder of checkpoints `path` names: models/{run}/checkpoints for a run's folder."""
+    checkpoints = RunFiles(Path(path)).checkpoints
+    return checkpoints if checkpoints.is_dir() else Path(path)
+
+
+def resolve_checkpoint(path):
+    """The checkpoint prefix `path` names: a prefix (models/{run}/checkpoints/ckpt-1200), or the
+    latest checkpoint of a folder (a run's folder, its checkpoints folder, an official release)."""
+    path = os.fspath(path)
     if os.path.isdir(path):
-        prefix = tf.train.latest_checkpoint(path)
+        prefix = tf.train.latest_checkpoint(checkpoint_folder(path))
         if prefix is None:
-            raise UserError(f"{path}: directory holds no TensorFlow checkpoint")
+            raise UserError(f"{path}: folder holds no TensorFlow checkpoint")
         return prefix
     if not os.path.exists(path + ".index"):
         raise UserError(f"{path}: no such checkpoint ({path}.index does not exist)")

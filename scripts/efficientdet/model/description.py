@@ -12,10 +12,7 @@ import yaml
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
-
-# A run's description in models/{run}/: model, image size, label map and hyperparameters.
-DESCRIPTION = "model.yaml"
-
+from efficientdet.layout import run_of_checkpoint
 
 @dataclasses.dataclass(frozen=True)
 class ModelDescription:
@@ -50,9 +47,14 @@ def from_dict(recorded, source):
     return ModelDescription(config, num_classes, label_map)
 
 
-def run_description_path(checkpoint):
-    """models/{run}/model.yaml for a checkpoint models/{run}/checkpoints/ckpt-N."""
-    return Path(checkpoint).parent.parent / DESCRIPTION
+def run_description(checkpoint):
+    """The recorded description of the run that wrote `checkpoint`
+    (models/{run}/model.yaml for models/{run}/checkpoints/ckpt-N), or None for other checkpoints.
+    """
+    run = run_of_checkpoint(checkpoint)
+    if run is None or not run.description.is_file():
+        return None
+    return from_dict(yaml.safe_load(run.description.read_text()) or {}, run.description)
 
 
 def describe_checkpoint(checkpoint, model_name=None, image_size=None, label_map_path=None):
@@ -61,22 +63,20 @@ def describe_checkpoint(checkpoint, model_name=None, image_size=None, label_map_
     A label map given for a run's checkpoint must be the run's.
     """
     given_map = read_label_map(label_map_path) if label_map_path else None
-    description_path = run_description_path(checkpoint)
-    if description_path.is_file():
-        recorded = yaml.safe_load(description_path.read_text()) or {}
-        description = from_dict(recorded, description_path)
+    description = run_description(checkpoint)
+    if description is not None:
         if given_map is not None and given_map != description.label_map:
             raise UserError(
                 f"{label_map_path}: label map does not match the model's "
-                f"({description_path}): {describe_difference(description.label_map, given_map)}"
+                f"({checkpoint}): {describe_difference(description.label_map, given_map)}"
             )
         if model_name and model_name != description.config.name:
             raise UserError(f"{checkpoint}: is a checkpoint of {description.config.name}, "
-                            f"not {model_name} ({description_path})")
+                            f"not {model_name}")
         return description
     if not model_name or given_map is None:
-        raise UserError(f"{checkpoint}: no {description_path} beside it; give the variant "
-                        "(--model_name) and the label map (--label_map)")
+        raise UserError(f"{checkpoint}: not a checkpoint of a training run (no model.yaml); "
+                        "give the variant (--model_name) and the label map (--label_map)")
     config = get_config(model_name, image_size=image_size)
     return ModelDescription(config, max(given_map), given_map)
 

@@ -13,6 +13,7 @@ from keras import ops
 CLASS_PRIOR_PROBABILITY = 0.01
 
 
+@keras.saving.register_keras_serializable(package="efficientdet")
 class PredictionHead(keras.layers.Layer):
     """`repeats` x (separable conv, per-level batch norm, activation), then a separable conv
     predicting `num_outputs` channels per location. Outputs are float32 under any dtype policy.
@@ -21,6 +22,11 @@ class PredictionHead(keras.layers.Layer):
     def __init__(self, prefix, num_outputs, num_filters, repeats, min_level, max_level,
                  act_type, bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self.options = dict(
+            prefix=prefix, num_outputs=num_outputs, num_filters=num_filters, repeats=repeats,
+            min_level=min_level, max_level=max_level, act_type=act_type,
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.activation = keras.activations.get(act_type)
         self.convs = tuple(
             separable_conv(num_filters, name=f"{prefix}-{i}") for i in range(repeats)
@@ -31,8 +37,21 @@ class PredictionHead(keras.layers.Layer):
             for i in range(repeats)
         )
         self.predict = separable_conv(
-            num_outputs, name=f"{prefix}-predict", bias_initializer=bias_initializer
+            num_outputs, name=f"{prefix}-predict", bias_initializer=self.bias_initializer
         )
+
+    def build(self, features_shape):
+        shape = tuple(features_shape[0])
+        for conv, batch_norms in zip(self.convs, self.batch_norms):
+            conv.build(shape)
+            shape = (*shape[:-1], self.options["num_filters"])
+            for batch_norm in batch_norms:
+                batch_norm.build(shape)
+        self.predict.build(shape)
+
+    def get_config(self):
+        return {**super().get_config(), **self.options,
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer)}
 
     def call(self, features, training=None):
         outputs = []

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from efficientdet.errors import UserError
+from efficientdet.keras_internals import flatten_layers
 
 REFERENCE_BATCH_SIZE = 64
 
@@ -146,7 +147,7 @@ def set_batch_norm_momentum(model, momentum):
         return
     if not 0 <= float(momentum) < 1:
         raise UserError(f"hparams batch_norm_momentum: {momentum} is not in [0, 1)")
-    for layer in model._flatten_layers():
+    for layer in flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(momentum)
 

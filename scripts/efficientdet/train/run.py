@@ -17,15 +17,13 @@ from efficientdet.train import optimization
 from efficientdet.atomic import atomic_output
 from efficientdet.train.input import make_dataset
 from efficientdet.errors import UserError
-from efficientdet.model.description import DESCRIPTION, yaml_ready
+from efficientdet.layout import RunFiles, run_of_checkpoint
+from efficientdet.model.description import yaml_ready
 from efficientdet.train.trainer import DetectionTrainer
 from efficientdet.train.callbacks import EpochCheckpoints
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
-HISTORY = "history.csv"
-TENSORBOARD = "logs"
 # What a resumed run must share with the checkpoints it resumes from.
 IDENTITY = ("model_name", "image_size", "label_map")
 
@@ -43,14 +41,14 @@ class TrainingRun:
         self.data = data
         self.strategy = strategy
         self.chief = distribute.is_chief(strategy)
-        self.model_dir = Path(options.model_dir)
+        self.files = RunFiles(Path(options.model_dir))
         self.steps_per_epoch = max(
             (options.num_examples_per_epoch or data.num_train) // options.batch_size, 1
         )
         description = describe_run(config, params, data.label_map)
-        latest = tf.train.latest_checkpoint(self.model_dir / CHECKPOINTS)
+        latest = self.latest_checkpoint()
         if latest:
-            check_same_run(self.model_dir / DESCRIPTION, description)
+            check_same_run(self.files.description, description)
         with strategy.scope():
             self._build(params)
             if latest:
@@ -58,7 +56,7 @@ class TrainingRun:
             else:
                 self._initialize()
         if self.chief:
-            with atomic_output(self.model_dir / DESCRIPTION) as temporary:
+            with atomic_output(self.files.description) as temporary:
                 temporary.write_text(yaml.safe_dump(description, sort_keys=False))
         self.initial_epoch = int(self.epoch.numpy())
 
@@ -86,9 +84,9 @@ class TrainingRun:
             epoch=self.epoch,
         )
         # Workers other than the chief write their (identical) copy to a scratch folder.
-        folder = self.model_dir / CHECKPOINTS
+        folder = self.files.checkpoints
         if not self.chief:
-            folder = self.model_dir / f".{distribute.task_name(self.strategy)}"
+            folder = self.files.model_dir / f".{distribute.task_name(self.strategy)}"
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, folder, max_to_keep=self.options.keep_checkpoints,
             checkpoint_name="ckpt",
@@ -102,7 +100,7 @@ class TrainingRun:
         log.info("resuming from %s (epoch %d, step %d)", path, int(self.epoch.numpy()),
                  self.global_step())
         if self.chief:
-            drop_unsaved_epochs(self.model_dir / HISTORY, self.global_step())
+            drop_unsaved_epochs(self.files.history, self.global_step())
 
     def _initialize(self):
         pretrained = self.options.pretrained_ckpt
@@ -119,9 +117,9 @@ class TrainingRun:
         callbacks = []
         if self.chief:
             callbacks += [
-                keras.callbacks.CSVLogger(str(self.model_dir / HISTORY), append=True),
+                keras.callbacks.CSVLogger(str(self.files.history), append=True),
                 keras.callbacks.TensorBoard(
-                    str(self.model_dir / TENSORBOARD),
+                    str(self.files.tensorboard),
                     profile_batch=(2, 6) if options.profile else 0,
                 ),
             ]
@@ -167,7 +165,8 @@ class TrainingRun:
         return int(self.trainer.optimizer.iterations.numpy())
 
     def latest_checkpoint(self):
-        return tf.train.latest_checkpoint(self.model_dir / CHECKPOINTS)
+        steps = self.files.checkpoint_steps()
+        return str(self.files.checkpoint(steps[-1])) if steps else None
 
     def close(self):
         """Removes a non-chief worker's scratch checkpoints."""
@@ -214,13 +213,11 @@ def drop_unsaved_epochs(path, step):
 
 def warn_if_other_classes(pretrained, label_map):
     """Fine-tuning a run's checkpoint on other classes is allowed, but worth a warning."""
-    path = Path(pretrained)
-    for description in (path.parent.parent / DESCRIPTION, path.parent / DESCRIPTION):
-        if description.is_file():
-            recorded = (yaml.safe_load(description.read_text()) or {}).get("label_map") or {}
-            recorded = {int(label_id): name for label_id, name in recorded.items()}
-            if recorded != label_map:
-                log.warning("%s: the pretrained model was trained on classes %s, this dataset "
-                            "has %s; its class head is retrained", description, recorded,
-                            label_map)
-            return
+    description = (run_of_checkpoint(pretrained) or RunFiles(Path(pretrained))).description
+    if not description.is_file():
+        return
+    recorded = (yaml.safe_load(description.read_text()) or {}).get("label_map") or {}
+    recorded = {int(label_id): name for label_id, name in recorded.items()}
+    if recorded != label_map:
+        log.warning("%s: the pretrained model was trained on classes %s, this dataset has %s; "
+                    "its class head is retrained", description, recorded, label_map)

@@ -21,8 +21,8 @@ import logging
 import time
 from pathlib import Path
 
-from efficientdet import flags, url_dataset
-from efficientdet.train import distribute
+from efficientdet import flags
+from efficientdet.train import distribute, url_dataset
 from efficientdet.train import optimization
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.atomic import atomic_output
@@ -57,8 +57,7 @@ def add_arguments(parser):
     flags.add_flags(parser, flags.ORIGINAL_FLAGS + TRAIN_FLAGS)
 
 
-def run(args):
-    options = flags.resolve(args)
+def run(options):
     if options.mode == "eval":
         raise UserError("--mode=eval: evaluation is `efficientdet evaluate` (same flags)")
     train(options)

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from efficientdet.keras_internals import PrebuiltModel, check_keras_internals, multi_worker_logs
 from efficientdet.train import distribute
 from efficientdet.train import optimization
 from efficientdet.model.anchors import generate_anchors
@@ -10,8 +11,10 @@ from efficientdet.train.losses import detection_loss
 
 LOSS_NAMES = ("loss", "class_loss", "box_loss", "l2_loss")
 
+check_keras_internals()
 
-class DetectionTrainer(keras.Model):
+
+class DetectionTrainer(PrebuiltModel):
     """Trains `detector` on batches (images, targets) from the input pipeline.
 
     targets: {"cls_targets" [B, N], "box_targets" [B, N, 4], "num_positives" [B]}. Each step
@@ -48,13 +51,6 @@ class DetectionTrainer(keras.Model):
             )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Nothing to build: the detectors exist and the optimizer is built before fit.
-
-        Keras 3.15 would first reduce a data batch over the replicas, which fails for nested
-        batches under MultiWorkerMirroredStrategy.
-        """
-
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -78,8 +74,7 @@ class DetectionTrainer(keras.Model):
             self.trackers[name].update_state(value)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()} | extra
         if distribute.is_multi_worker(tf.distribute.get_strategy()):
-            # Keras 3.15 averages logs over workers along axis 0, which scalars lack.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+            logs = multi_worker_logs(logs)
         return logs
 
     def train_step(self, data):

@@ -14,6 +14,7 @@ from efficientdet.data import tfrecord
 from efficientdet.train.input import shard_paths
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
+from efficientdet.layout import DatasetFiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +45,6 @@ def match_files(pattern, flag):
         return shard_paths(pattern)
     except UserError:
         raise UserError(f"--{flag}={pattern}: no file matches") from None
-
-
-def dataset_folder(pattern):
-    """results/{dataset}/ for a pattern like results/{dataset}/tfrecords/train-*.tfrecord."""
-    return Path(pattern).parent.parent
 
 
 def scan_records(files):
@@ -113,7 +109,7 @@ def describe_training_data(options, hparams):
     if not options.train_file_pattern:
         raise UserError("--train_file_pattern is required (TFRecords of the training split)")
     train_files = match_files(options.train_file_pattern, "train_file_pattern")
-    folder = dataset_folder(options.train_file_pattern)
+    dataset = DatasetFiles.of_records(options.train_file_pattern)
     scanned = None
 
     def scan():
@@ -124,8 +120,8 @@ def describe_training_data(options, hparams):
     label_map_source = options.label_map or hparams.get("label_map")
     if label_map_source:
         label_map = load_label_map(label_map_source, "--label_map")
-    elif (folder / "label_map.yaml").is_file():
-        label_map = load_label_map(folder / "label_map.yaml", "label_map.yaml")
+    elif dataset.label_map.is_file():
+        label_map = load_label_map(dataset.label_map, "label_map.yaml")
     else:
         label_map = scan().label_map
         if not label_map:
@@ -135,7 +131,7 @@ def describe_training_data(options, hparams):
     if options.dataset_stats and not Path(options.dataset_stats).is_file():
         raise UserError(f"--dataset_stats={options.dataset_stats}: file not found")
     if max_objects is None:
-        stats = Path(options.dataset_stats or folder / "stats" / "summary.yaml")
+        stats = Path(options.dataset_stats or dataset.stats_summary)
         max_objects = max_objects_from_stats(stats)
         if max_objects is None:
             max_objects = scan().max_objects
