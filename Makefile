@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11:
-#   make run    set up .venv and run the main job on the bundled sample
-#   make test   set up .venv and run the test suite
+#   make run        set up .venv and run the main job on the bundled sample
+#   make test       set up .venv and run the test suite (tests marked slow left out)
+#   make test-all   every test, the slow ones too (what CI runs)
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= all
@@ -8,7 +9,7 @@ TARGET ?= frozen_model
 BIN = $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test benchmark clean
+.PHONY: run test test-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+test-all: $(BIN)/.installed
+	$(BIN)/pytest -m ''
 
 clean:
 	rm -rf results models logs .snakemake
