@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 import yaml
 
-from efficientdet import build_model, flags, load_checkpoint
+from efficientdet import automl_hparams, build_model, flags, load_checkpoint
 from efficientdet.model.checkpoints import checkpoint_step
 from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
 from efficientdet.config import EfficientDetConfig, get_config
@@ -140,11 +140,14 @@ def describe_model(options, dataset_label_map):
     """
     checkpoint = resolve_checkpoint(options)
     description_path = run_description_path(checkpoint)
-    overrides = model_overrides(flags.parse_hparams(options.hparams))
-    if options.image_size:
-        overrides["image_size"] = options.image_size
+    recorded = None
     if description_path.is_file():
         recorded = from_dict(yaml.safe_load(description_path.read_text()) or {}, description_path)
+    model_name = recorded.config.name if recorded else options.model_name
+    overrides = model_overrides(flags.parse_hparams(options.hparams), model_name)
+    if options.image_size:
+        overrides["image_size"] = options.image_size
+    if recorded:
         check_label_maps(recorded.label_map, dataset_label_map, description_path)
         values = {**recorded.config.as_dict(), **overrides}
         config = get_config(values.pop("name"), **values)
@@ -172,9 +175,11 @@ def resolve_checkpoint(options):
     return str(given)
 
 
-def model_overrides(hparams):
+def model_overrides(hparams, model_name):
+    """The model settings among hparams (automl's names too); training-only ones are left."""
     known = {field.name for field in dataclasses.fields(EfficientDetConfig)}
-    return {key: value for key, value in hparams.items() if key in known}
+    translated = automl_hparams.translate(hparams, model_name)
+    return {key: value for key, value in translated.items() if key in known}
 
 
 def check_label_maps(model_label_map, dataset_label_map, source):
