@@ -101,8 +101,10 @@ _ARCHITECTURE = (
 def label_map_from(value, source):
     """{id: name} from what the original's `label_map` takes: a mapping, `coco`, `voc`,
     `waymo`, or the path of a YAML file; None stays None."""
-    if value is None or isinstance(value, dict):
-        return None if value is None else parse_label_map(value, source)
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return parse_label_map(value, source)
     if not isinstance(value, str):
         raise UserError(f"{source}: label_map {value!r} is neither a mapping, a name "
                         f"({', '.join(LABEL_MAPS)}) nor a YAML file")
@@ -125,7 +127,7 @@ def translate(hparams, model_name, source="--hparams"):
         if key == "nms_configs":
             translated.update(_nms_settings(value, source))
         elif key == "label_map":
-            translated[key] = label_map_from(value, f"{source} label_map")
+            translated[key] = label_map_from(value, source)
         elif key in ("name", "backbone_name"):
             expected = variant["name" if key == "name" else "backbone"]
             if value != expected:
@@ -138,7 +140,9 @@ def translate(hparams, model_name, source="--hparams"):
             if value != default:
                 raise UserError(f"{source}: {key}={value!r} is not supported here ({reason}); "
                                 f"only the original's default {default!r} is accepted")
-        elif key in _ARCHITECTURE and _as_list(value) != _as_list(variant[key]):
+        elif key in _ARCHITECTURE and value is not None and _as_list(value) != _as_list(
+            variant[key]
+        ):
             raise UserError(f"{source}: {key}={value!r} would change the network of "
                             f"{model_name} ({variant[key]!r}); choose another --model_name")
         else:
