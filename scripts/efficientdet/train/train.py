@@ -40,7 +40,8 @@ TRAIN_FLAGS = (
     flags.Flag("dataset_stats", str, None,
                "summary.yaml giving max_objects_per_image (default: beside the tfrecords folder)"),
     flags.Flag("strategy", str, "default", "distribution strategy (or the original's gpus, "
-               "multi-gpus)", choices=distribute.STRATEGIES + tuple(distribute.ORIGINAL_STRATEGIES)),
+               "multi-gpus)",
+               choices=distribute.STRATEGIES + tuple(distribute.ORIGINAL_STRATEGIES)),
     flags.Flag("tpu", str, None, "TPU name or grpc:// address for --strategy=tpu"),
     flags.Flag("mixed_precision", str, "auto",
                "auto (float16 on GPU, bfloat16 on TPU), float32, mixed_float16, mixed_bfloat16",
