@@ -1,5 +1,6 @@
 """The project's own files: pins agree, the CLI lists every stage, config validates."""
 
+import re
 import subprocess
 import tomllib
 
@@ -22,12 +23,18 @@ def test_environment_yml_pins_match_pyproject():
     assert set(pip_section) == pinned
 
 
-def test_cli_lists_every_stage_module():
+def test_every_stage_has_one_name():
+    """A command, its rule and its module share one name; every rule calls its own command."""
     from efficientdet.cli import COMMANDS
 
     usage = subprocess.run(
         [str(BIN / "efficientdet"), "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in COMMANDS:
+    rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
+    rule_commands = dict(re.findall(r"^(?:rule|checkpoint) (\w+):.*?efficientdet (\w+)", rules,
+                                    flags=re.M | re.S))
+    for command, (stage, _) in COMMANDS.items():
         assert command in usage
-        assert (REPO / "scripts" / "efficientdet" / f"{command}.py").exists(), command
+        assert (REPO / "scripts" / "efficientdet" / stage / f"{command}.py").exists(), command
+    assert {rule: called for rule, called in rule_commands.items() if rule != called} == {}
+    assert set(rule_commands) == set(COMMANDS)

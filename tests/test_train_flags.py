@@ -29,7 +29,7 @@ def test_defaults_are_the_original_tools(monkeypatch):
     assert options.mode == "train"
     assert options.model_name == "efficientdet-d0"
     assert options.batch_size == 64
-    assert options.num_epochs == 300
+    assert options.num_epochs is None  # as the original: the hparams' num_epochs, else 300
     assert options.profile is False
     assert options.strategy == "default"
 

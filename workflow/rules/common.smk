@@ -4,6 +4,7 @@ import math
 import shlex
 import urllib.parse
 
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -65,6 +66,25 @@ def split_shards(split):
 
 def tfrecord_shards(wildcards):
     return [path for split in SPLITS for path in split_shards(split)]
+
+
+def dataset_label_map():
+    """dataset.label_map, else the label_map of model.hparams: an hparams file written for
+    google/automl names the ids of the dataset (e.g. `label_map: voc`)."""
+    given = DATASET_CONFIG["label_map"]
+    hparams = config["model"]["hparams"]
+    if isinstance(hparams, str):
+        try:
+            with open(hparams, encoding="utf-8") as stream:
+                hparams = yaml.safe_load(stream)
+        except (OSError, yaml.YAMLError) as error:
+            raise WorkflowError(f"model.hparams: cannot read {hparams} ({error})")
+    from_hparams = hparams.get("label_map") if isinstance(hparams, dict) else None
+    if given is not None and from_hparams is not None and given != from_hparams:
+        raise WorkflowError(
+            "dataset.label_map and the label_map of model.hparams differ: give only one"
+        )
+    return given if given is not None else from_hparams
 
 
 def sha256_option(wildcards):

@@ -42,7 +42,7 @@ rule index:
     log:
         f"logs/{DATASET}/index.log",
     params:
-        label_map=json.dumps(DATASET_CONFIG["label_map"]),
+        label_map=json.dumps(dataset_label_map()),
     threads: 4
     resources:
         mem_mb=2000,

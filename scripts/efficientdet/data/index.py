@@ -15,7 +15,8 @@ import yaml
 from efficientdet.data.annotations import ImageEntry, write_table
 from efficientdet.atomic import atomic_output
 from efficientdet.data.images import read_image_info
-from efficientdet.data.label_map import discover_label_map, parse_label_map, write_label_map
+from efficientdet.automl_hparams import label_map_from
+from efficientdet.data.label_map import discover_label_map, write_label_map
 from efficientdet.data.voc_layout import find_pairs
 from efficientdet.data.voc import parse_annotation, validate
 from efficientdet.errors import UserError
@@ -29,7 +30,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--label_map",
         default="null",
-        help="optional {id: name} mapping as YAML/JSON text; null: discover classes",
+        help="optional {id: name} mapping as YAML/JSON text, or google/automl's coco, voc or "
+        "waymo; null: discover classes",
     )
     parser.add_argument("--annotations", required=True, type=Path, help="annotation table to write")
     parser.add_argument(
@@ -44,7 +46,7 @@ def _given_label_map(text):
         mapping = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise UserError(f"--label_map: not valid YAML/JSON ({error})") from None
-    return None if mapping is None else parse_label_map(mapping, "dataset.label_map")
+    return label_map_from(mapping, "dataset.label_map")
 
 
 def _check(root, pair):

@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 import yaml
 
-from efficientdet import build_model, flags, load_checkpoint
+from efficientdet import automl_hparams, build_model, flags, load_checkpoint
 from efficientdet.model.checkpoints import checkpoint_step, resolve_checkpoint
 from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
 from efficientdet.config import EfficientDetConfig, get_config
@@ -141,7 +141,8 @@ def describe_model(options, dataset_label_map):
         raise UserError("give --checkpoint or --model_dir (the checkpoint to evaluate)")
     checkpoint = resolve_checkpoint(options.checkpoint or options.model_dir)
     recorded = run_description(checkpoint)
-    overrides = model_overrides(flags.parse_hparams(options.hparams))
+    model_name = recorded.config.name if recorded else options.model_name
+    overrides = model_overrides(flags.parse_hparams(options.hparams), model_name)
     if options.image_size:
         overrides["image_size"] = options.image_size
     if recorded is not None:
@@ -156,9 +157,11 @@ def describe_model(options, dataset_label_map):
     return EvaluatedModel(checkpoint, checkpoint_step(checkpoint), config, num_classes)
 
 
-def model_overrides(hparams):
+def model_overrides(hparams, model_name):
+    """The model settings among hparams (automl's names too); training-only ones are left."""
     known = {field.name for field in dataclasses.fields(EfficientDetConfig)}
-    return {key: value for key, value in hparams.items() if key in known}
+    translated = automl_hparams.translate(hparams, model_name)
+    return {key: value for key, value in translated.items() if key in known}
 
 
 def check_label_maps(model_label_map, dataset_label_map, source):

@@ -11,6 +11,8 @@ from efficientdet.errors import UserError
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# google/automl's --strategy values and ours that do the same.
+ORIGINAL_STRATEGIES = {"": "default", "gpus": "mirrored", "multi-gpus": "multi_worker"}
 
 
 def make_strategy(name, tpu=None):
@@ -20,7 +22,9 @@ def make_strategy(name, tpu=None):
     multi_worker reads the cluster from TF_CONFIG, or from SLURM's environment when a job
     step runs under srun (one task per node); tpu connects to `tpu` (a name or grpc:// address,
     default: the local TPU).
+    google/automl's names (ORIGINAL_STRATEGIES) are accepted too.
     """
+    name = ORIGINAL_STRATEGIES.get(name, name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

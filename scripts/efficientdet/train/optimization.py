@@ -125,15 +125,21 @@ def l2_loss(variables, weight_decay):
     return float(weight_decay) * tf.add_n(squares)
 
 
-def freeze_variables(model, pattern):
-    """Makes the variables whose path matches `pattern` (re.search) untrainable; returns them."""
+def freeze_variables(model, pattern, original_names=None):
+    """Makes the variables whose path, or name in `original_names` ({path: the original's
+    variable name}), `pattern` matches from the start (re.match, as the original)
+    untrainable; returns them."""
     if not pattern:
         return []
     try:
         regex = re.compile(pattern)
     except re.error as error:
         raise UserError(f"hparams var_freeze_expr: {pattern!r} is not a regex: {error}") from None
-    frozen = [v for v in model.trainable_variables if regex.search(v.path)]
+    original_names = original_names or {}
+    frozen = [
+        v for v in model.trainable_variables
+        if regex.match(v.path) or regex.match(original_names.get(v.path, ""))
+    ]
     if not frozen:
         raise UserError(f"hparams var_freeze_expr: {pattern!r} matches no trainable variable")
     for variable in frozen:

@@ -18,6 +18,7 @@ from efficientdet.atomic import atomic_output
 from efficientdet.train.input import make_dataset
 from efficientdet.errors import UserError
 from efficientdet.layout import RunFiles, run_of_checkpoint
+from efficientdet.model.checkpoints import automl_variable_names
 from efficientdet.model.description import yaml_ready
 from efficientdet.train.trainer import DetectionTrainer
 from efficientdet.train.callbacks import EpochCheckpoints
@@ -65,7 +66,13 @@ class TrainingRun:
         self.detector = build_model(self.config.name, num_classes, self.config.image_size)
         average = build_model(self.config.name, num_classes, self.config.image_size)
         optimization.set_batch_norm_momentum(self.detector, params["batch_norm_momentum"])
-        frozen = optimization.freeze_variables(self.detector, params["var_freeze_expr"])
+        # Patterns written for the original name its variables (efficientnet-b0/blocks_0/...).
+        original_names = {
+            variable.path: name for name, variable in automl_variable_names(self.detector).items()
+        }
+        frozen = optimization.freeze_variables(
+            self.detector, params["var_freeze_expr"], original_names
+        )
         if frozen:
             log.info("frozen: %d variables matching %r", len(frozen), params["var_freeze_expr"])
         self.trainer = DetectionTrainer(self.detector, average, self.config, params)

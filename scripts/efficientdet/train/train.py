@@ -21,7 +21,7 @@ import logging
 import time
 from pathlib import Path
 
-from efficientdet import flags
+from efficientdet import automl_hparams, flags
 from efficientdet.train import distribute, url_dataset
 from efficientdet.train import optimization
 from efficientdet.config import EfficientDetConfig, get_config
@@ -39,13 +39,15 @@ TRAIN_FLAGS = (
                "from the records)"),
     flags.Flag("dataset_stats", str, None,
                "summary.yaml giving max_objects_per_image (default: beside the tfrecords folder)"),
-    flags.Flag("strategy", str, "default", "distribution strategy",
-               choices=("default", "mirrored", "multi_worker", "tpu")),
+    flags.Flag("strategy", str, "default", "distribution strategy (or the original's gpus, "
+               "multi-gpus)",
+               choices=distribute.STRATEGIES + tuple(distribute.ORIGINAL_STRATEGIES)),
     flags.Flag("tpu", str, None, "TPU name or grpc:// address for --strategy=tpu"),
     flags.Flag("mixed_precision", str, "auto",
                "auto (float16 on GPU, bfloat16 on TPU), float32, mixed_float16, mixed_bfloat16",
                choices=("auto", "float32", "mixed_float16", "mixed_bfloat16")),
     flags.Flag("jit_compile", flags.parse_bool, False, "compile training steps with XLA"),
+    flags.Flag("use_xla", flags.parse_bool, False, "the original's name of --jit_compile"),
     flags.Flag("steps_per_execution", flags.positive_int, 1, "training steps per tf.function call"),
     flags.Flag("keep_checkpoints", flags.positive_int, 10, "number of checkpoints to keep"),
     flags.Flag("cache", flags.parse_bool, False, "keep the decoded images in memory"),
@@ -73,7 +75,13 @@ def train(options):
             options.url_dataset, Path(options.model_dir) / "dataset", options.train_valid_split
         )
         options.val_file_pattern = options.val_file_pattern or val_records
-    hparams = flags.parse_hparams(options.hparams)
+    hparams = automl_hparams.translate(flags.parse_hparams(options.hparams), options.model_name)
+    # As the original: --num_epochs beats hparams num_epochs, which beats the default.
+    options.num_epochs = (
+        options.num_epochs or hparams.get("num_epochs") or EfficientDetConfig.num_epochs
+    )
+    hparams["num_epochs"] = options.num_epochs
+    options.jit_compile = options.jit_compile or options.use_xla
     # Before any TensorFlow op: multi-worker collectives are configured at start-up.
     strategy = distribute.make_strategy(options.strategy, options.tpu)
     log.info("strategy %s: %d replicas", options.strategy, strategy.num_replicas_in_sync)
@@ -104,8 +112,10 @@ def train(options):
 def training_params(options, hparams, data):
     """(model config, optimisation params) from the variant, hparams and the data."""
     model_keys = {field.name for field in dataclasses.fields(EfficientDetConfig)}
+    # The original counts a background class in num_classes (21 for VOC) but never trains
+    # that output; the model here has one class output per label id.
     num_classes = max(data.label_map)
-    if hparams.get("num_classes") not in (None, num_classes):
+    if hparams.get("num_classes") not in (None, num_classes, num_classes + 1):
         raise UserError(
             f"hparams num_classes={hparams['num_classes']} but the label map has ids up to "
             f"{num_classes}"

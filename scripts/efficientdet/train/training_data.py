@@ -15,6 +15,7 @@ from efficientdet.train.input import shard_paths
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
 from efficientdet.layout import DatasetFiles
+from efficientdet.model.description import describe_difference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +118,25 @@ def describe_training_data(options, hparams):
         scanned = scanned or scan_records(train_files)
         return scanned
 
-    label_map_source = options.label_map or hparams.get("label_map")
-    if label_map_source:
-        label_map = load_label_map(label_map_source, "--label_map")
+    # hparams' label_map (automl_hparams.translate made it a mapping) names the ids the
+    # records must have; the dataset's own label map, when there is one, must agree.
+    hparams_label_map = hparams.get("label_map")
+    if options.label_map:
+        label_map, source = load_label_map(options.label_map, "--label_map"), options.label_map
     elif dataset.label_map.is_file():
-        label_map = load_label_map(dataset.label_map, "label_map.yaml")
+        source = dataset.label_map
+        label_map = load_label_map(source, "label_map.yaml")
+    elif hparams_label_map:
+        label_map, source = hparams_label_map, None
     else:
-        label_map = scan().label_map
+        label_map, source = scan().label_map, None
         if not label_map:
             raise UserError(f"{options.train_file_pattern}: the records hold no object labels")
+    if hparams_label_map and label_map != hparams_label_map:
+        raise UserError(
+            f"{source}: the dataset's label map is not the hparams label_map: "
+            f"{describe_difference(hparams_label_map, label_map)}"
+        )
 
     max_objects = hparams.get("max_instances_per_image")
     if options.dataset_stats and not Path(options.dataset_stats).is_file():
