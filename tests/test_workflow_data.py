@@ -76,7 +76,7 @@ def test_http_download_with_sha256_is_not_repeated(workdir, http_server):
     base_url, requests = http_server
     sha256 = hashlib.sha256(SAMPLE_ZIP.read_bytes()).hexdigest()
     _configure(workdir, name="web", url=f"{base_url}/voc.zip", sha256=sha256)
-    target = "resources/datasets/web.zip"
+    target = "resources/datasets/web/voc.zip"
     run_snakemake(workdir, target)
     assert (workdir / target).read_bytes() == SAMPLE_ZIP.read_bytes()
     assert requests.count("GET") == 1
