@@ -103,13 +103,11 @@ class Extraction:
         try:
             with _decompressed(archive) as stream:
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    declared = 0
                     for member in tar:
                         path = self._checked_tar_member(archive, member)
                         if path is None or member.isdir():
                             continue
-                        declared += member.size
-                        self._check_size(archive, declared)
+                        self._check_size(archive, member.size)
                         with tar.extractfile(member) as source:
                             self._write(archive, member.name, path, source)
                         files += 1
@@ -145,7 +143,8 @@ class Extraction:
         return path
 
     def _check_size(self, archive, declared):
-        if declared > self.max_bytes:
+        """Refuses `declared` more bytes before any of them is written."""
+        if declared > self.budget:
             raise UserError(
                 f"{archive}: oversized archive, more than {self.max_bytes} bytes uncompressed "
                 "(raise dataset.max_unpacked_gb if this is expected)"
