@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from efficientdet.data import tfrecord
+from efficientdet.infer.infer import output_names
 
 from conftest import run_snakemake
 from data_helpers import image_bytes
@@ -171,6 +172,8 @@ def test_voc07_plus_12_from_the_official_tars(workdir):
     # The two 000005.jpg are two images, with two ids, wherever ids or names appear.
     same_name = table[table["image"].str.endswith("/000005.jpg")]
     assert same_name["image"].nunique() == same_name["image_id"].nunique() == 2
+    images = [voc / image for image in table["image"].unique()]
+    assert len(set(output_names(images).values())) == len(images) == 15
     coco = json.loads((data / "val_coco.json").read_text())
     assert len({image["id"] for image in coco["images"]}) == len(coco["images"]) == 5
     assert sum(annotation["difficult"] for annotation in coco["annotations"]) >= 1
