@@ -9,6 +9,8 @@ import importlib
 import logging
 from pathlib import Path
 
+from efficientdet.cli import COMMANDS
+
 log = logging.getLogger(__name__)
 
 TRAIN_RECORDS = "tfrecords/train-00000-of-00001.tfrecord"
@@ -17,7 +19,8 @@ VAL_RECORDS = "tfrecords/val-00000-of-00001.tfrecord"
 
 def run_stage(command, *argv):
     """Runs `efficientdet <command> <argv>` in this process."""
-    module = importlib.import_module(f"efficientdet.{command}")
+    stage, _ = COMMANDS[command]
+    module = importlib.import_module(f"efficientdet.{stage}.{command}")
     parser = argparse.ArgumentParser(prog=f"efficientdet {command}")
     module.add_arguments(parser)
     module.run(parser.parse_args([str(arg) for arg in argv]))
