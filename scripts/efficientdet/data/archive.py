@@ -96,13 +96,14 @@ class Extraction:
         return entries
 
     def _add_tar(self, archive):
-        # One pass, front to back (a tar has no central directory): a bad entry late in the
-        # archive stops the extraction there, and the caller discards the folder.
+        # Entries are checked and written in one pass, front to back, so a compressed tar is
+        # decompressed once (a tar has no central directory to check first): a bad entry late
+        # in the archive stops the extraction there, and the caller discards the folder.
         files = 0
         member = None
         try:
             with _decompressed(archive) as stream:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                with tarfile.open(fileobj=stream, mode="r:") as tar:
                     for member in tar:
                         path = self._checked_tar_member(archive, member)
                         if path is None or member.isdir():
