@@ -110,7 +110,7 @@ def _is_image_set(path):
     return len(first.split()) == 1
 
 
-def image_set_lists(root, voc_roots):
+def _image_set_lists(root, voc_roots):
     """{name: (voc root, path)} of the image-set lists in each VOC root's ImageSets/Main, named
     like `VOCdevkit/VOC2007/trainval` (the VOC root, then the list's stem)."""
     lists = {}
@@ -155,7 +155,7 @@ def _automatic_lists(main, voc_root, warnings):
     return []
 
 
-def _image_sets(root, voc_root, images, split_lists, warnings):
+def _image_sets(voc_root, images, split_lists, warnings):
     """{image: "train" | "val"} of one VOC root from `split_lists` ([(split, path)], val
     first), or {} when there are none."""
     if not split_lists:
@@ -183,10 +183,12 @@ def _image_sets(root, voc_root, images, split_lists, warnings):
             assignment[image] = split
     unlisted = [image for image in images if image not in assignment]
     if unlisted:
-        names = " nor ".join(path.name for _, path in reversed(split_lists))
+        names = [path.name for _, path in reversed(split_lists)]
+        listed = (f"neither {names[0]} nor {names[1]}" if len(names) == 2
+                  else f"none of {', '.join(names)}")
         warnings.append(
-            f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in neither "
-            f"{names}, left out of both splits"
+            f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in {listed}, "
+            "left out of both splits"
         )
     return assignment
 
@@ -216,7 +218,7 @@ def _chosen_lists(root, voc_roots, split_names, warnings):
             voc_root: _automatic_lists(root / voc_root / "ImageSets" / "Main", voc_root, warnings)
             for voc_root in voc_roots
         }
-    lists = image_set_lists(root, voc_roots)
+    lists = _image_set_lists(root, voc_roots)
     chosen = {voc_root: [] for voc_root in voc_roots}
     for split in ("val", "train"):
         for voc_root, path in _named_lists(lists, split_names[split]):
@@ -233,7 +235,7 @@ def find_pairs(root, split_names=None):
     """(pairs sorted by image path, warnings) for the dataset unpacked under `root`.
 
     `split_names`: {"train": [list names], "val": [list names]} choosing the image-set lists
-    that make the split (see image_set_lists), or None for each VOC root's own.
+    that make the split (see _image_set_lists), or None for each VOC root's own.
     """
     files = list(_visible_files(root))
     voc_roots = _voc_roots(files)
@@ -255,7 +257,7 @@ def find_pairs(root, split_names=None):
                 for p in files
                 if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
             ]
-            image_sets = _image_sets(root, voc_root, images, chosen[voc_root], warnings)
+            image_sets = _image_sets(voc_root, images, chosen[voc_root], warnings)
             groups.append((images, annotations, image_sets))
     else:
         if split_names is not None:
