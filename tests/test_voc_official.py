@@ -169,6 +169,7 @@ def test_voc07_plus_12_from_the_official_tars(workdir):
             xml = voc / image.replace("JPEGImages", "Annotations").replace(".jpg", ".xml")
             assert _record_objects(example) == _parse_xml(xml), image
             assert example[tfrecord.ENCODED][0] == (voc / image).read_bytes()
+            assert example[tfrecord.FILENAME][0].decode() == image
     # The two 000005.jpg are two images, with two ids, wherever ids or names appear.
     same_name = table[table["image"].str.endswith("/000005.jpg")]
     assert same_name["image"].nunique() == same_name["image_id"].nunique() == 2
