@@ -3,6 +3,7 @@ exit, no output left behind; or, where the issue says so, a warning in the valid
 
 import hashlib
 import io
+import tarfile
 import zipfile
 
 import pytest
@@ -329,4 +330,102 @@ def test_sha256_mismatch(tmp_path, caplog):
         ]
     )
     _assert_failed(code, caplog, "source.zip: sha256 mismatch", f"expected {wrong}")
+    _assert_nothing_written(tmp_path / "out")
+
+
+# --- tar archives and several archives ------------------------------------------------------
+
+
+def _tar(path, *members, mode="w"):
+    """A tar of (TarInfo or name, bytes) members."""
+    with tarfile.open(path, mode) as archive:
+        for info, data in members:
+            if isinstance(info, str):
+                info = tarfile.TarInfo(info)
+            info.size = len(data) if info.isfile() else 0
+            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return path
+
+
+def _member(name, kind, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+@pytest.mark.parametrize(
+    "member, message",
+    [
+        ("ok/../../evil.txt", "entry 'ok/../../evil.txt' escapes the extraction folder"),
+        ("/etc/cron.d/evil", "entry '/etc/cron.d/evil' has an absolute path"),
+        (_member("data/passwd.jpg", tarfile.SYMTYPE, "/etc/passwd"),
+         "entry 'data/passwd.jpg' is a link (to '/etc/passwd'); links are refused"),
+        (_member("data/hard.jpg", tarfile.LNKTYPE, "data/a.jpg"),
+         "entry 'data/hard.jpg' is a link (to 'data/a.jpg'); links are refused"),
+        (_member("data/null", tarfile.CHRTYPE), "entry 'data/null' is a device or pipe"),
+        (_member("data/disk", tarfile.BLKTYPE), "entry 'data/disk' is a device or pipe"),
+        (_member("data/fifo", tarfile.FIFOTYPE), "entry 'data/fifo' is a device or pipe"),
+    ],
+)
+def test_unsafe_tar_members(tmp_path, caplog, member, message):
+    archive = _tar(tmp_path / "d.tar.gz", ("data/a.jpg", b"a"), (member, b"x"), mode="w:gz")
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog, f"d.tar.gz: {message}")
+    _assert_nothing_written(tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("name, mode", [("d.tar", "w"), ("d.tgz", "w:gz"), ("d.tar.xz", "w:xz")])
+def test_truncated_tar(tmp_path, caplog, name, mode):
+    data = image_bytes(200, 200, ".png")
+    archive = _tar(tmp_path / name, ("data/a.png", data), ("data/b.png", data), mode=mode)
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[: len(whole) // 2])
+    _assert_failed(
+        _unpack(archive, tmp_path / "out" / "voc"), caplog, f"{name}: corrupt, truncated"
+    )
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_gzip_with_damaged_data_is_caught_by_its_checksum(tmp_path, caplog):
+    archive = _tar(tmp_path / "d.tar.gz", ("data/a.png", image_bytes(200, 200, ".png")), mode="w:gz")
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog, "d.tar.gz: corrupt")
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_oversized_tar_counts_every_archive(tmp_path, caplog):
+    first = _tar(tmp_path / "a.tar", ("a/zeros.bin", bytes(600_000)))
+    second = _tar(tmp_path / "b.tar.gz", ("b/zeros.bin", bytes(600_000)), mode="w:gz")
+    code = _unpack(first, tmp_path / "out" / "voc", "--max_gb", "0.001")
+    assert code == 0
+    code = main(["unpack", "--archive", str(first), str(second), "--output",
+                 str(tmp_path / "out2" / "voc"), "--max_gb", "0.001"])
+    _assert_failed(code, caplog, "b.tar.gz: oversized archive, more than 1000000 bytes")
+    _assert_nothing_written(tmp_path / "out2")
+
+
+def test_archives_side_by_side_share_folders_but_not_files(tmp_path, caplog):
+    first = _tar(tmp_path / "trainval.tar", ("VOC/JPEGImages/a.jpg", b"a"), ("VOC/same.txt", b"s"))
+    second = write_zip(tmp_path / "test.zip", {"VOC/JPEGImages/b.jpg": b"b", "VOC/same.txt": b"s"})
+    assert main(["unpack", "--archive", str(first), str(second),
+                 "--output", str(tmp_path / "voc")]) == 0
+    assert sorted(p.relative_to(tmp_path / "voc").as_posix()
+                  for p in (tmp_path / "voc").rglob("*") if p.is_file()) == [
+        "VOC/JPEGImages/a.jpg", "VOC/JPEGImages/b.jpg", "VOC/same.txt"]
+
+    third = _tar(tmp_path / "other.tar", ("VOC/JPEGImages/a.jpg", b"another a"))
+    code = main(["unpack", "--archive", str(first), str(third), "--output", str(tmp_path / "out")])
+    _assert_failed(code, caplog, "other.tar: entry 'VOC/JPEGImages/a.jpg' conflicts with the "
+                   "different VOC/JPEGImages/a.jpg unpacked from trainval.tar")
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_an_archive(tmp_path, caplog):
+    archive = tmp_path / "notes.tar"
+    archive.write_bytes(b"just some text, neither zip nor tar" * 20)
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog,
+                   "notes.tar: corrupt, truncated or not a zip or tar archive")
     _assert_nothing_written(tmp_path / "out")

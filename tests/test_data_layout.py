@@ -136,3 +136,37 @@ def test_index_with_a_given_label_map_keeps_its_ids(tmp_path):
     assert index_dataset(voc, out, "--label_map", '{"7": "cat", "3": "dog"}') == 0
     assert yaml.safe_load((out / "label_map.yaml").read_text()) == {3: "dog", 7: "cat"}
     assert "class 'dog' has no object in the dataset" in (out / "report.txt").read_text()
+
+
+def test_split_from_lists_chosen_by_name_across_years(tmp_path):
+    _vocdevkit(tmp_path, "VOC2007", ("x1", "x2", "x3"),
+               lists={"trainval": ["x1", "x2"], "test": ["x3"], "train": ["x1"], "val": ["x2"]})
+    _vocdevkit(tmp_path, "VOC2012", ("y1", "y2"), lists={"trainval": ["y1", "y2"]})
+    pairs, warnings = find_pairs(
+        tmp_path, {"train": ["VOC2007/trainval", "VOCdevkit/VOC2012/trainval"],
+                   "val": ["VOC2007/test"]})
+    assert {str(p.image).split("/")[-1]: p.image_set for p in pairs} == {
+        "x1.jpg": "train", "x2.jpg": "train", "x3.jpg": "val", "y1.jpg": "train", "y2.jpg": "train"}
+
+    pairs, warnings = find_pairs(tmp_path, {"train": ["VOC2007/train"], "val": ["VOC2007/val"]})
+    assert {str(p.image).split("/")[-1]: p.image_set for p in pairs} == {
+        "x1.jpg": "train", "x2.jpg": "val", "x3.jpg": "", "y1.jpg": "", "y2.jpg": ""}
+    assert "VOCdevkit/VOC2012: no list of dataset.splits names it, its images are left out" in (
+        warnings)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("VOC2007/tranval", "dataset.splits: no image-set list 'VOC2007/tranval'; the dataset has "
+     "VOCdevkit/VOC2007/test, VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval"),
+    ("trainval", "dataset.splits: 'trainval' is ambiguous, it names "
+     "VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval"),
+])
+def test_unknown_or_ambiguous_list_name(tmp_path, caplog, name, message):
+    _vocdevkit(tmp_path, "VOC2007", ("x1", "x2"), lists={"trainval": ["x1"], "test": ["x2"]})
+    _vocdevkit(tmp_path, "VOC2012", ("y1",), lists={"trainval": ["y1"]})
+    # A per-class list (id and 1/-1) is not an image-set list.
+    (tmp_path / "VOCdevkit/VOC2007/ImageSets/Main/dog_test.txt").write_text("x2 1\n")
+    out = tmp_path / "out"
+    assert index_dataset(tmp_path, out, "--train_lists", name, "--val_lists", "VOC2007/test") == 1
+    assert message in caplog.text
+    assert not out.exists() or list(out.iterdir()) == []

@@ -97,7 +97,7 @@ def sample(tmp_path_factory):
     data = tmp_path_factory.mktemp("sample")
     voc = data / "voc"
     voc.mkdir()
-    safe_extract(SAMPLE_ZIP, voc, 10**9)
+    safe_extract([SAMPLE_ZIP], voc, 10**9)
     return data, voc, _prepare(data, voc)
 
 

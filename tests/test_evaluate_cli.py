@@ -50,10 +50,11 @@ def test_evaluate_writes_metrics_and_plot(project, tmp_path):
     assert result["ground_truth"] == str(data / "val_coco.json")
     metrics = result["metrics"]
     for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
-                 "ARm", "ARl", "VOC_AP50"):
+                 "ARm", "ARl", "VOC_AP50", "VOC07_AP50"):
         assert name in metrics and (metrics[name] is None or 0.0 <= metrics[name] <= 1.0)
     assert [(row["id"], row["name"]) for row in result["per_class"]] == list(LABEL_MAP.items())
-    assert "all-point" in result["voc_ap_method"]
+    assert "all-point" in result["voc_ap_methods"]["VOC_AP50"]
+    assert "11-point" in result["voc_ap_methods"]["VOC07_AP50"]
     # The EMA weights (which detect nothing) were evaluated, not the raw ones.
     assert result["num_detections"] == 0 and metrics["AP"] == 0.0
     assert cv2.imread(str(output.with_suffix(".png"))) is not None
@@ -155,6 +156,7 @@ def test_perfect_network_outputs_score_one(tmp_path):
     report = evaluation_report(ground_truth, detections, image_ids)
     assert report["metrics"]["AP"] == pytest.approx(1.0, abs=1e-3)
     assert report["metrics"]["VOC_AP50"] == pytest.approx(1.0)
+    assert report["metrics"]["VOC07_AP50"] == pytest.approx(1.0)
     assert {row["name"]: row["AP50"] for row in report["per_class"]
             if row["num_ground_truth"]} == {
         name: pytest.approx(1.0) for label_id, name in LABEL_MAP.items()

@@ -189,11 +189,14 @@ def test_pr_curve_plot(ground_truth, tmp_path):
 
 def write_evaluation(folder, step, ap):
     folder.mkdir(parents=True, exist_ok=True)
-    metrics = {name: ap for name in METRIC_NAMES} | {"APs": None, "VOC_AP50": ap}
+    metrics = {name: ap for name in METRIC_NAMES} | {"APs": None, "VOC_AP50": ap,
+                                                      "VOC07_AP50": ap / 2}
+    voc = {"VOC_AP50": ap, "VOC07_AP50": ap / 2}
     (folder / f"ckpt-{step}.json").write_text(json.dumps({
         "step": step, "num_images": 4, "metrics": metrics,
-        "per_class": [{"id": 2, "name": "circle", "AP": ap}, {"id": 5, "name": "square",
-                                                               "AP": None}],
+        "per_class": [{"id": 2, "name": "circle", "AP": ap, **voc},
+                      {"id": 5, "name": "square", "AP": None, "VOC_AP50": None,
+                       "VOC07_AP50": None}],
     }))
 
 
@@ -208,6 +211,9 @@ def test_metrics_table_and_plot(tmp_path):
     assert table["AP"].tolist() == pytest.approx([0.1, 0.5, 0.8])
     assert table["APs"].isna().all()
     assert table["AP/circle"].tolist() == pytest.approx([0.1, 0.5, 0.8])
+    assert table["VOC07_AP50"].tolist() == pytest.approx([0.05, 0.25, 0.4])
+    assert table["VOC07_AP50/circle"].tolist() == pytest.approx([0.05, 0.25, 0.4])
+    assert table["VOC_AP50/square"].isna().all()
     assert cv2.imread(str(png)) is not None
 
 

@@ -11,6 +11,7 @@ import yaml
 from efficientdet.data.dataset_stats import OUTPUTS as STATS_OUTPUTS
 
 from conftest import SAMPLE_ZIP, run_snakemake
+from data_helpers import write_zip
 
 
 def _configure(workdir, **dataset):
@@ -76,7 +77,7 @@ def test_http_download_with_sha256_is_not_repeated(workdir, http_server):
     base_url, requests = http_server
     sha256 = hashlib.sha256(SAMPLE_ZIP.read_bytes()).hexdigest()
     _configure(workdir, name="web", url=f"{base_url}/voc.zip", sha256=sha256)
-    target = "resources/datasets/web.zip"
+    target = "resources/datasets/web/voc.zip"
     run_snakemake(workdir, target)
     assert (workdir / target).read_bytes() == SAMPLE_ZIP.read_bytes()
     assert requests.count("GET") == 1
@@ -100,4 +101,34 @@ def test_bad_config_values_are_refused_before_anything_runs(workdir, dataset, me
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert message in output and list(dataset)[0] in output
+    assert not (workdir / "results").exists() and not (workdir / "resources" / "datasets").exists()
+
+
+def test_a_list_entry_failing_its_sha256_names_the_archive(workdir):
+    more = write_zip(workdir / "resources" / "more.zip", {"more/a.txt": b"a"})
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    _configure(workdir, url=[f"resources/{SAMPLE_ZIP.name}", {"url": "resources/more.zip",
+                                                             "sha256": wrong}])
+    result = run_snakemake(workdir, "tfrecords", check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "sample" / "download" / "more.zip.log").read_text()
+    assert f"resources/more.zip: sha256 mismatch, got {hashlib.sha256(more.read_bytes()).hexdigest()}" in log
+    assert not (workdir / "resources" / "datasets" / "sample" / "more.zip").exists()
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        ({"url": ["a/voc.zip", "b/voc.zip"]},
+         "dataset.url: two archives named voc.zip (a/voc.zip and b/voc.zip)"),
+        ({"url": ["a.zip"], "sha256": "0" * 64}, "dataset.sha256 is for a single url"),
+        ({"splits": {"train": ["VOC2007/trainval"]}}, "'val' is a required property"),
+    ],
+)
+def test_bad_archive_lists_and_splits_are_refused(workdir, dataset, message):
+    _configure(workdir, **dataset)
+    result = run_snakemake(workdir, "tfrecords", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists() and not (workdir / "resources" / "datasets").exists()

@@ -18,7 +18,7 @@ from efficientdet.errors import UserError
 # command: (stage package, help)
 COMMANDS = {
     "download": ("data", "fetch a dataset archive from a URL or path, checking its sha256"),
-    "unpack": ("data", "safely extract a dataset archive"),
+    "unpack": ("data", "safely extract dataset archives (zip, tar) into one folder"),
     "index": ("data", "find, parse and validate image/annotation pairs"),
     "split": ("data", "split the images into train and val lists"),
     "shard": ("data", "write one TFRecord shard of a split"),

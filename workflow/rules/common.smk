@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import math
+import re
 import shlex
 import urllib.parse
 
@@ -32,9 +33,41 @@ DATASET_CONFIG = config["dataset"]
 SPLITS = ("train", "val")
 
 
-def dataset_source():
-    """The dataset archive as a rule input: a storage object for remote URLs, else a path."""
+def dataset_archives():
+    """{file name in resources/datasets/{DATASET}/: (url, sha256 or None)} of dataset.url."""
     url = DATASET_CONFIG["url"]
+    if isinstance(url, str):
+        entries = [{"url": url, "sha256": DATASET_CONFIG.get("sha256")}]
+    elif DATASET_CONFIG.get("sha256"):
+        raise WorkflowError(
+            "dataset.sha256 is for a single url; give each archive of the dataset.url list "
+            "its own: {url: ..., sha256: ...}"
+        )
+    else:
+        entries = [item if isinstance(item, dict) else {"url": item} for item in url]
+    archives = {}
+    for entry in entries:
+        parts = urllib.parse.urlsplit(entry["url"])
+        path = urllib.parse.unquote(parts.path) if parts.scheme else entry["url"]
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if not name:
+            raise WorkflowError(f"dataset.url {entry['url']}: no file name at its end")
+        if name in archives:
+            raise WorkflowError(
+                f"dataset.url: two archives named {name} ({archives[name][0]} and "
+                f"{entry['url']}); each needs its own file name"
+            )
+        archives[name] = (entry["url"], entry.get("sha256"))
+    return archives
+
+
+ARCHIVES = dataset_archives()
+ARCHIVE_FILES = [f"resources/datasets/{DATASET}/{name}" for name in ARCHIVES]
+
+
+def dataset_source(wildcards):
+    """The archive as a rule input: a storage object for remote URLs, else a path."""
+    url = ARCHIVES[wildcards.archive][0]
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
@@ -54,6 +87,20 @@ def dataset_source():
             "(use http, https, s3, gs, file or a local path)"
         )
     return url
+
+
+def sha256_option(wildcards):
+    sha256 = ARCHIVES[wildcards.archive][1]
+    return f"--sha256 {sha256}" if sha256 else ""
+
+
+def split_lists_option(wildcards):
+    splits = DATASET_CONFIG["splits"]
+    if not splits:
+        return ""
+    return " ".join(
+        f"--{split}_lists {' '.join(map(shlex.quote, splits[split]))}" for split in SPLITS
+    )
 
 
 def split_shards(split):
@@ -85,11 +132,6 @@ def dataset_label_map():
             "dataset.label_map and the label_map of model.hparams differ: give only one"
         )
     return given if given is not None else from_hparams
-
-
-def sha256_option(wildcards):
-    sha256 = DATASET_CONFIG.get("sha256")
-    return f"--sha256 {sha256}" if sha256 else ""
 
 
 # Training (rules/train.smk)

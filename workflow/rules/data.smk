@@ -3,11 +3,13 @@
 
 rule download:
     input:
-        dataset_source(),
+        dataset_source,
     output:
-        f"resources/datasets/{DATASET}.zip",
+        f"resources/datasets/{DATASET}/{{archive}}",
     log:
-        f"logs/{DATASET}/download.log",
+        f"logs/{DATASET}/download/{{archive}}.log",
+    wildcard_constraints:
+        archive="|".join(map(re.escape, ARCHIVES)),
     params:
         sha256=sha256_option,
     localrule: True
@@ -17,7 +19,7 @@ rule download:
 
 rule unpack:
     input:
-        rules.download.output[0],
+        ARCHIVE_FILES,
     output:
         directory(DATA.voc),
     log:
@@ -43,6 +45,7 @@ rule index:
         f"logs/{DATASET}/index.log",
     params:
         label_map=json.dumps(dataset_label_map()),
+        split_lists=split_lists_option,
     threads: 4
     resources:
         mem_mb=2000,
@@ -50,7 +53,7 @@ rule index:
     shell:
         "efficientdet index --voc {input:q} --label_map {params.label_map:q} --threads {threads}"
         " --annotations {output.annotations:q} --label_map_output {output.label_map:q}"
-        " --report {output.report:q} > {log:q} 2>&1"
+        " --report {output.report:q} {params.split_lists} > {log:q} 2>&1"
 
 
 checkpoint split:

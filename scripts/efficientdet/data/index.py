@@ -39,6 +39,14 @@ def add_arguments(parser):
     )
     parser.add_argument("--report", required=True, type=Path, help="validation report to write")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    for split in ("train", "val"):
+        parser.add_argument(
+            f"--{split}_lists",
+            nargs="+",
+            default=None,
+            help=f"image-set lists whose images make {split} (e.g. VOC2007/trainval; both "
+            "--train_lists and --val_lists, or neither: each VOC folder's own lists)",
+        )
 
 
 def _given_label_map(text):
@@ -150,7 +158,12 @@ def run(args):
     if not args.voc.is_dir():
         raise UserError(f"{args.voc}: dataset folder not found")
     given = _given_label_map(args.label_map)
-    pairs, warnings = find_pairs(args.voc)
+    if (args.train_lists is None) != (args.val_lists is None):
+        raise UserError("give both --train_lists and --val_lists, or neither")
+    split_names = (
+        None if args.train_lists is None else {"train": args.train_lists, "val": args.val_lists}
+    )
+    pairs, warnings = find_pairs(args.voc, split_names)
     if not pairs:
         raise UserError(f"{args.voc}: empty dataset, no image files found")
     entries, image_warnings = _check_all(args.voc, pairs, args.threads)

@@ -1,4 +1,4 @@
-"""`efficientdet unpack`: safely extract a dataset zip into a fresh folder, untouched."""
+"""`efficientdet unpack`: safely extract dataset archives into one fresh folder, untouched."""
 
 import logging
 from pathlib import Path
@@ -10,13 +10,19 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    parser.add_argument("--archive", required=True, type=Path, help="the dataset zip")
+    parser.add_argument(
+        "--archive",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="the dataset archives (zip or tar, possibly compressed), unpacked side by side",
+    )
     parser.add_argument("--output", required=True, type=Path, help="folder to create")
     parser.add_argument(
         "--max_gb",
         type=float,
         default=50.0,
-        help="refuse archives that inflate to more than this many GB",
+        help="refuse archives that inflate to more than this many GB in all",
     )
 
 
@@ -24,4 +30,4 @@ def run(args):
     max_bytes = int(args.max_gb * 1e9)
     with atomic_output(args.output, directory=True) as folder:
         safe_extract(args.archive, folder, max_bytes)
-    log.info("%s unpacked into %s", args.archive, args.output)
+    log.info("%s unpacked into %s", ", ".join(map(str, args.archive)), args.output)

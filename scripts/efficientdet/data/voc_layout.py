@@ -1,7 +1,8 @@
 """Finding image/annotation pairs in the common VOC folder layouts.
 
 - VOCdevkit: any folder holding `Annotations/` and `JPEGImages/` (several, e.g. VOC2007 and
-  VOC2012, may sit side by side); its `ImageSets/Main/` lists give the split.
+  VOC2012, may sit side by side); its `ImageSets/Main/` lists give the split: those named by
+  dataset.splits, else its own train.txt + val.txt, else trainval.txt + test.txt.
 - Anything else: LabelImg flat folders (img.jpg beside img.xml), images/ + annotations/ folders
   under any names, all of it possibly inside one top folder.
 
@@ -102,24 +103,66 @@ def _read_list(path):
     ]
 
 
-def _image_sets(root, voc_root, images, warnings):
-    """{image: "train" | "val"} from voc_root/ImageSets/Main, or {} when it has no usable lists."""
-    main = root / voc_root / "ImageSets" / "Main"
+def _is_image_set(path):
+    """An image-set list holds one image id a line; per-class lists add a 1/-1/0 column."""
+    with open(path, errors="replace") as stream:
+        first = next((line for line in stream if line.strip()), "")
+    return len(first.split()) == 1
+
+
+def _image_set_lists(root, voc_roots):
+    """{name: (voc root, path)} of the image-set lists in each VOC root's ImageSets/Main, named
+    like `VOCdevkit/VOC2007/trainval` (the VOC root, then the list's stem)."""
+    lists = {}
+    for voc_root in voc_roots:
+        for path in sorted((root / voc_root / "ImageSets" / "Main").glob("*.txt")):
+            if _is_image_set(path):
+                lists[str(voc_root / path.stem)] = (voc_root, path)
+    return lists
+
+
+def _named_lists(lists, names):
+    """[(voc root, path)] of the lists that `names` pick, each by its full name or its end
+    (`VOC2007/trainval`)."""
+    chosen = []
+    for name in names:
+        matches = [full for full in lists if full == name or full.endswith(f"/{name}")]
+        if not matches:
+            raise UserError(
+                f"dataset.splits: no image-set list {name!r}; the dataset has "
+                + (", ".join(lists) if lists else "none (no VOC ImageSets/Main lists)")
+            )
+        if len(matches) > 1:
+            raise UserError(
+                f"dataset.splits: {name!r} is ambiguous, it names {', '.join(matches)}"
+            )
+        chosen.append(lists[matches[0]])
+    return chosen
+
+
+def _automatic_lists(main, voc_root, warnings):
+    """[(split, path)] of the first pair of _IMAGE_SET_LISTS that exists, else []."""
     for train_list, val_list in _IMAGE_SET_LISTS:
         train_path, val_path = main / f"{train_list}.txt", main / f"{val_list}.txt"
         if train_path.is_file() and val_path.is_file():
-            break
-    else:
-        if main.is_dir():
-            warnings.append(
-                f"{voc_root / 'ImageSets/Main'}: "
-                "no train.txt + val.txt nor trainval.txt + test.txt; "
-                "lists ignored, the split is drawn by seed"
-            )
+            return [("val", val_path), ("train", train_path)]
+    if main.is_dir():
+        warnings.append(
+            f"{voc_root / 'ImageSets/Main'}: "
+            "no train.txt + val.txt nor trainval.txt + test.txt; "
+            "lists ignored, the split is drawn by seed"
+        )
+    return []
+
+
+def _image_sets(voc_root, images, split_lists, warnings):
+    """{image: "train" | "val"} of one VOC root from `split_lists` ([(split, path)], val
+    first), or {} when there are none."""
+    if not split_lists:
         return {}
     image_of_stem = {image.stem: image for image in images}
     assignment = {}
-    for split, path in (("val", val_path), ("train", train_path)):
+    for split, path in split_lists:
         stems = _read_list(path)
         unknown = [stem for stem in stems if stem not in image_of_stem]
         if unknown:
@@ -131,20 +174,27 @@ def _image_sets(root, voc_root, images, warnings):
             image = image_of_stem.get(stem)
             if image is None:
                 continue
-            if assignment.get(image) == "val" and split == "train":
+            if assignment.get(image, split) != split:
                 warnings.append(
-                    f"{image}: listed in both {val_path.name} and {train_path.name}; "
+                    f"{image}: listed in both {_val_list_names(split_lists)} and {path.name}; "
                     "kept in val only"
                 )
                 continue
             assignment[image] = split
     unlisted = [image for image in images if image not in assignment]
     if unlisted:
+        names = [path.name for _, path in reversed(split_lists)]
+        listed = (f"neither {names[0]} nor {names[1]}" if len(names) == 2
+                  else f"none of {', '.join(names)}")
         warnings.append(
-            f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in neither "
-            f"{train_path.name} nor {val_path.name}, left out of both splits"
+            f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in {listed}, "
+            "left out of both splits"
         )
     return assignment
+
+
+def _val_list_names(split_lists):
+    return " and ".join(path.name for split, path in split_lists if split == "val")
 
 
 def _voc_roots(files):
@@ -160,8 +210,33 @@ def _is_image(path):
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def find_pairs(root):
-    """(pairs sorted by image path, warnings) for the dataset unpacked under `root`."""
+def _chosen_lists(root, voc_roots, split_names, warnings):
+    """{voc root: [(split, path)], val first}: the lists `split_names` ({"train": [names],
+    "val": [names]}) pick, or when it is None each root's own train/val (or trainval/test)."""
+    if split_names is None:
+        return {
+            voc_root: _automatic_lists(root / voc_root / "ImageSets" / "Main", voc_root, warnings)
+            for voc_root in voc_roots
+        }
+    lists = _image_set_lists(root, voc_roots)
+    chosen = {voc_root: [] for voc_root in voc_roots}
+    for split in ("val", "train"):
+        for voc_root, path in _named_lists(lists, split_names[split]):
+            chosen[voc_root].append((split, path))
+    for voc_root, split_lists in chosen.items():
+        if not split_lists:
+            warnings.append(
+                f"{voc_root}: no list of dataset.splits names it, its images are left out"
+            )
+    return chosen
+
+
+def find_pairs(root, split_names=None):
+    """(pairs sorted by image path, warnings) for the dataset unpacked under `root`.
+
+    `split_names`: {"train": [list names], "val": [list names]} choosing the image-set lists
+    that make the split (see _image_set_lists), or None for each VOC root's own.
+    """
     files = list(_visible_files(root))
     voc_roots = _voc_roots(files)
     warnings = []
@@ -174,6 +249,7 @@ def find_pairs(root):
                 f"{len(ignored)} image(s) outside the VOC JPEGImages/ folders ignored, "
                 f"e.g. {ignored[0]}"
             )
+        chosen = _chosen_lists(root, voc_roots, split_names, warnings)
         for voc_root in voc_roots:
             images = [p for p in files if p.parent == voc_root / "JPEGImages" and _is_image(p)]
             annotations = [
@@ -181,8 +257,14 @@ def find_pairs(root):
                 for p in files
                 if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
             ]
-            groups.append((images, annotations, _image_sets(root, voc_root, images, warnings)))
+            image_sets = _image_sets(voc_root, images, chosen[voc_root], warnings)
+            groups.append((images, annotations, image_sets))
     else:
+        if split_names is not None:
+            raise UserError(
+                "dataset.splits names image-set lists, but the dataset has no VOC "
+                "ImageSets/Main lists (no folder holding Annotations/ and JPEGImages/)"
+            )
         images = [p for p in files if _is_image(p)]
         annotations = [p for p in files if p.suffix.lower() == ".xml"]
         groups.append((images, annotations, {}))

@@ -16,6 +16,7 @@ from efficientdet.errors import UserError
 from efficientdet.evaluate.plots import plot_metrics_by_step
 
 log = logging.getLogger(__name__)
+VOC_METRICS = ("VOC_AP50", "VOC07_AP50")
 
 
 def add_arguments(parser):
@@ -36,7 +37,8 @@ def run(args):
 
 
 def metrics_table(eval_dir):
-    """One row per evaluation, sorted by step: the summary metrics, then per-class AP."""
+    """One row per evaluation, sorted by step: the summary metrics, then per-class COCO AP and
+    both VOC AP50s."""
     paths = sorted(Path(eval_dir).glob("ckpt-*.json"))
     if not paths:
         raise UserError(f"{eval_dir}: no ckpt-*.json evaluations to gather")
@@ -48,8 +50,9 @@ def _row(path):
     try:
         evaluation = json.loads(path.read_text())
         row = {"step": int(evaluation["step"]), "num_images": evaluation["num_images"]}
-        row.update({name: evaluation["metrics"][name] for name in (*METRIC_NAMES, "VOC_AP50")})
-        row.update({f"AP/{c['name']}": c["AP"] for c in evaluation["per_class"]})
+        row.update({name: evaluation["metrics"][name] for name in (*METRIC_NAMES, *VOC_METRICS)})
+        for metric in ("AP", *VOC_METRICS):
+            row.update({f"{metric}/{c['name']}": c[metric] for c in evaluation["per_class"]})
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{path}: not an evaluation written by `efficientdet evaluate` "
                         f"({error!r})") from error

@@ -6,7 +6,8 @@ those that only concern training are accepted and ignored, so one params file se
 The checkpoint's EMA weights detect objects in every validation image (or the first
 --eval_samples); pycocotools scores them against the COCO ground truth (default: val_coco.json
 beside the tfrecords folder). Writes a JSON (the twelve COCO metrics, per-class COCO AP and AP50,
-per-class VOC AP50 with all-point interpolation) and a PNG of the precision-recall curves.
+per-class VOC AP50 with all-point interpolation and with VOC2007's 11 points) and a PNG of the
+precision-recall curves.
 """
 
 import collections
@@ -36,7 +37,10 @@ from efficientdet.evaluate.voc import voc_ap_per_class
 log = logging.getLogger(__name__)
 
 AUTOML_CLASS_BIAS = "class_net/class-predict/bias"
-VOC_AP_METHOD = "all-point interpolation (VOC2010+), IoU 0.5, difficult objects ignored"
+VOC_AP_METHODS = {
+    "VOC_AP50": "all-point interpolation (VOC2010+), IoU 0.5, difficult objects ignored",
+    "VOC07_AP50": "11-point interpolation (VOC2007), IoU 0.5, difficult objects ignored",
+}
 EVAL_FLAGS = (
     flags.Flag("checkpoint", str, None,
                "checkpoint prefix (e.g. models/run/checkpoints/ckpt-1200) or a folder, whose "
@@ -99,7 +103,7 @@ def run(options):
         "num_detections": len(detections),
         "metrics": report["metrics"],
         "per_class": report["per_class"],
-        "voc_ap_method": VOC_AP_METHOD,
+        "voc_ap_methods": VOC_AP_METHODS,
         "seconds": round(time.time() - started, 1),
     }
     write_outputs(result, report["evaluation"], output, Path(options.plot or
@@ -254,14 +258,19 @@ def _coco_results(image_id, found, index):
 
 
 def evaluation_report(ground_truth, detections, image_ids):
-    """COCO evaluation plus VOC AP50, as the JSON's `metrics` and `per_class`."""
+    """COCO evaluation plus both VOC AP50s, as the JSON's `metrics` and `per_class`."""
     evaluation = evaluate_detections(ground_truth, detections, image_ids)
     annotations = ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=image_ids))
-    voc = voc_ap_per_class(annotations, detections, [row["id"] for row in evaluation.per_class])
-    per_class = [{**row, "VOC_AP50": voc[row["id"]]} for row in evaluation.per_class]
-    defined = [value for value in voc.values() if value is not None]
-    metrics = {**evaluation.metrics,
-               "VOC_AP50": sum(defined) / len(defined) if defined else None}
+    category_ids = [row["id"] for row in evaluation.per_class]
+    per_class = [dict(row) for row in evaluation.per_class]
+    metrics = dict(evaluation.metrics)
+    for name in VOC_AP_METHODS:
+        voc = voc_ap_per_class(annotations, detections, category_ids,
+                               use_11_point=name == "VOC07_AP50")
+        for row in per_class:
+            row[name] = voc[row["id"]]
+        defined = [value for value in voc.values() if value is not None]
+        metrics[name] = sum(defined) / len(defined) if defined else None
     return {"evaluation": evaluation, "metrics": metrics, "per_class": per_class}
 
 

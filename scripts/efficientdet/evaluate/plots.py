@@ -37,10 +37,10 @@ def plot_pr_curves(evaluation, path, title):
 
 
 def plot_metrics_by_step(table, path, title):
-    """Line plot of AP, AP50, AP75 and AR100 (and VOC mAP50 when present) against the step."""
+    """Line plot of AP, AP50, AP75 and AR100 (and the VOC mAP50s when present) against the step."""
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
-    for column in ("AP", "AP50", "AP75", "AR100", "VOC_AP50"):
+    for column in ("AP", "AP50", "AP75", "AR100", "VOC_AP50", "VOC07_AP50"):
         if column in table and table[column].notna().any():
             axes.plot(table["step"], table[column], marker="o", label=column)
     axes.set(xlabel="training step", ylabel="metric", ylim=(0, 1.02), title=title)
