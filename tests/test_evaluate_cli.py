@@ -71,7 +71,7 @@ def evaluate_in_process(data, *extra):
 def test_evaluate_errors(project, tmp_path, caplog):
     root, data, run = project
     assert evaluate_in_process(data, f"--checkpoint={run}/checkpoints/ckpt-999") == 1
-    assert "ckpt-999: checkpoint not found" in caplog.text
+    assert "ckpt-999: no such checkpoint" in caplog.text
 
     other = tmp_path / "other"
     other.mkdir()

@@ -173,7 +173,7 @@ def test_bad_checkpoints_and_label_maps_leave_no_export(exported, tmp_path, capl
     output = tmp_path / "export"
     assert _export(f"--checkpoint={tmp_path / 'missing' / 'ckpt-3'}",
                    f"--output_dir={output}") == 1
-    assert "checkpoint not found" in caplog.text
+    assert "ckpt-3: no such checkpoint" in caplog.text
 
     run_dir = tmp_path / "models" / "corrupt"
     shutil.copytree(exported.run_dir, run_dir, ignore=shutil.ignore_patterns("export"))
