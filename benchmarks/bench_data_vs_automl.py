@@ -4,7 +4,7 @@ The corpus is made here, like real data: --images JPEGs of 640x480 (smooth rando
 ~30-60 KB each) with 5-20 boxes of the 20 VOC classes, in a VOCdevkit/VOC2012 layout, zipped.
 The original converts the unpacked folder in one process (TensorFlow import included); this
 project runs `snakemake --cores 2 tfrecords` from the zip (unpack, index with every check,
-split, shards, COCO ground truth). Both write the same number of images; the ratio is the
+split, shards, COCO ground truth). Both write the same images into as many shards; the ratio is the
 original's wall time over ours (images/s, higher is better).
 
     . /work/automl-env/env.sh    # from ../shared/tools/automl-baseline/setup.sh: AUTOML_DIR, AUTOML_PY
@@ -36,7 +36,6 @@ CLASSES = (
     "train", "tvmonitor",
 )
 WIDTH, HEIGHT = 640, 480
-SHARDS_OF_THE_ORIGINAL = 52  # as many as this project writes at images_per_shard 200
 
 
 def _scene(rng, noises):
@@ -98,7 +97,7 @@ def _timed(command, **kwargs):
     return time.perf_counter() - start
 
 
-def run_original(devkit, output):
+def run_original(devkit, output, shards):
     automl_dir, automl_py = os.environ["AUTOML_DIR"], os.environ["AUTOML_PY"]
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
@@ -108,7 +107,7 @@ def run_original(devkit, output):
         [
             automl_py, "dataset/create_pascal_tfrecord.py", f"--data_dir={devkit}",
             "--year=VOC2012", "--set=trainval", f"--output_path={output}/ds",
-            f"--label_map_json_path={label_map}", f"--num_shards={SHARDS_OF_THE_ORIGINAL}",
+            f"--label_map_json_path={label_map}", f"--num_shards={shards}",
         ],
         cwd=automl_dir,
         stderr=subprocess.DEVNULL,
@@ -156,7 +155,7 @@ def main():
         line = (f"run {run}: this project {ours:.1f} s ({args.images / ours:.0f} images/s, "
                 f"{shards} shards)")
         if has_original:
-            original = run_original(devkit, args.workdir / "original")
+            original = run_original(devkit, args.workdir / "original", shards)
             line += (f"; google/automl {original:.1f} s ({args.images / original:.0f} images/s)"
                      f"; ratio {original / ours:.2f}x")
         print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
