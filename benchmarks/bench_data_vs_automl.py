@@ -16,6 +16,7 @@ Without AUTOML_DIR / AUTOML_PY only this project's figure is printed.
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -92,9 +93,14 @@ def make_corpus(folder, images):
 
 
 def _timed(command, **kwargs):
+    """(wall seconds, CPU seconds of the command and all its descendants): on a busy machine
+    the CPU seconds tell more than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def run_original(devkit, output, shards):
@@ -120,19 +126,29 @@ def run_project(archive, workdir):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["dataset"].update(name="bench", url=str(archive))
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for name in ("PYTHONPATH", "TF_USE_LEGACY_KERAS"):  # the original's, not ours
-        environment.pop(name, None)
-    seconds = _timed(
+    environment = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO / "scripts"),  # this checkout's package, not the original's
+    }
+    environment.pop("TF_USE_LEGACY_KERAS", None)
+    start = time.time()
+    times = _timed(
         [
-            str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
-            "--directory", str(workdir), "--cores", "2", "--quiet", "all", "tfrecords",
+            str(BIN / "snakemake"), "tfrecords", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+            "--directory", str(workdir), "--cores", "2", "--quiet", "all",
         ],
         env=environment,
         stderr=subprocess.DEVNULL,
     )
     shards = len(list((workdir / "results" / "bench" / "tfrecords").glob("*.tfrecord")))
-    return seconds, shards
+    logs = workdir / "logs" / "bench"
+    finished = {path.stem: path.stat().st_mtime - start for path in logs.glob("*.log")}
+    finished["shards"] = max(path.stat().st_mtime - start for path in logs.glob("shard/*.log"))
+    print("  stages done after: " + ", ".join(
+        f"{stage} {seconds:.1f} s" for stage, seconds in sorted(finished.items(), key=lambda x: x[1])
+    ))
+    return times, shards
 
 
 def main():
@@ -151,13 +167,14 @@ def main():
         print("google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
               "../shared/tools/automl-baseline/): the original's figure is skipped")
     for run in range(1, args.runs + 1):
-        ours, shards = run_project(archive, args.workdir / "project")
-        line = (f"run {run}: this project {ours:.1f} s ({args.images / ours:.0f} images/s, "
-                f"{shards} shards)")
+        (ours, our_cpu), shards = run_project(archive, args.workdir / "project")
+        line = (f"run {run}: this project {ours:.1f} s, {our_cpu:.1f} CPU-s "
+                f"({args.images / ours:.0f} images/s, {shards} shards)")
         if has_original:
-            original = run_original(devkit, args.workdir / "original", shards)
-            line += (f"; google/automl {original:.1f} s ({args.images / original:.0f} images/s)"
-                     f"; ratio {original / ours:.2f}x")
+            original, original_cpu = run_original(devkit, args.workdir / "original", shards)
+            line += (f"; google/automl {original:.1f} s, {original_cpu:.1f} CPU-s "
+                     f"({args.images / original:.0f} images/s); ratio {original / ours:.2f}x "
+                     f"wall, {original_cpu / our_cpu:.2f}x CPU")
         print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
