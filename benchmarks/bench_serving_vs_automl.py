@@ -58,12 +58,12 @@ def export_ours(folder):
     return folder / "saved_model"
 
 
-def export_original(folder):
+def export_original(folder, environment):
     subprocess.run(
         [os.environ["AUTOML_PY"], "-m", "tf2.inspector", "--mode=export",
          "--model_name=efficientdet-d0", "--model_dir=_", f"--saved_model_dir={folder}",
          f"--hparams=image_size={IMAGE_SIZE},num_classes={NUM_CLASSES}"],
-        cwd=os.environ["AUTOML_DIR"], check=True, capture_output=True,
+        cwd=os.environ["AUTOML_DIR"], check=True, capture_output=True, env=environment,
     )
     return folder
 
@@ -84,17 +84,21 @@ def main():
     if not has_original:
         print("google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
               "../shared/tools/automl-baseline/): the original's figure is skipped")
+    # env.sh's legacy-Keras switch is the original's; this process and ours run Keras 3.
+    original_environment = dict(os.environ)
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
     ours_environment = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
-    ours_environment.pop("TF_USE_LEGACY_KERAS", None)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
         ours = export_ours(Path(directory) / "ours")
-        original = export_original(Path(directory) / "original") if has_original else None
+        original = None
+        if has_original:
+            original = export_original(Path(directory) / "original", original_environment)
         for round_ in range(1, args.rounds + 1):
             our_ms = latency(sys.executable, ours, args.warmup, args.runs, ours_environment)
             line = f"round {round_}: this project {our_ms:.1f} ms"
             if original:
                 original_ms = latency(os.environ["AUTOML_PY"], original, args.warmup, args.runs,
-                                      os.environ)
+                                      original_environment)
                 line += (f", google/automl {original_ms:.1f} ms; "
                          f"latency ratio {our_ms / original_ms:.2f}x")
             print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
