@@ -1,4 +1,5 @@
-"""Decoding dataset images with OpenCV: their real size and colour, conversions, record images."""
+"""Dataset images: their real size and colour (from JPEG headers, else decoded with OpenCV),
+conversions, record images."""
 
 import dataclasses
 import struct
@@ -47,8 +48,11 @@ def _exif_orientation(segment):
 
 
 def _jpeg_header(data):
-    """(frame header, EXIF orientation) of a JPEG: the frame header is (precision, height, width,
-    colour components, SOF marker), None when absent, and the scan must start after it."""
+    """(frame header, EXIF orientation, offset of the first start-of-scan marker) of a JPEG.
+
+    The frame header is (precision, height, width, colour components, SOF marker); it and the
+    offset are None when the segments before the scan do not hold them.
+    """
     orientation = 1
     frame = None
     position = 2
@@ -76,7 +80,7 @@ def _complete_jpeg_info(path, data):
 
     Entropy-coded data never holds the end-of-image marker (0xFF is stuffed or a restart
     marker), so a file whose scan is followed by one is complete: that catches truncation as a
-    full decode would, at a thousandth of the cost (libjpeg only warns about damaged scan data).
+    full decode did, without decoding (libjpeg, too, only warns about damaged scan data).
     """
     frame, orientation, scan = _jpeg_header(data)
     if frame is None or scan is None:
