@@ -6,10 +6,14 @@ import io
 import tarfile
 import zipfile
 
+import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
 from efficientdet.cli import main
+from efficientdet.data.images import read_image_info
+from efficientdet.errors import UserError
 from efficientdet.data.annotations import read_frame
 
 from conftest import run_cli
@@ -249,19 +253,55 @@ def test_image_without_xml_is_a_negative_example(tmp_path):
     assert table.loc[table["image"] == "background.png", "class"].tolist() == [""]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not_an_image"])
+@pytest.mark.parametrize("damage", ["truncated", "cut_in_half", "no_scan", "not_an_image"])
 def test_truncated_or_undecodable_image(tmp_path, caplog, damage):
     voc = tmp_path / "voc"
     write_pair(voc, "good", DOG)
     image, _ = write_pair(voc, "bad", DOG, size=(200, 150))
     data = image.read_bytes()
-    image.write_bytes(data[: len(data) - 50] if damage == "truncated" else b"GIF89a garbage")
+    damaged = {
+        "truncated": data[: len(data) - 50],
+        "cut_in_half": data[: len(data) // 2],
+        "no_scan": data[: data.index(b"\xff\xda")] + b"\xff\xd9",
+        "not_an_image": b"GIF89a garbage",
+    }
+    image.write_bytes(damaged[damage])
     _index_fails(
         tmp_path,
         caplog,
         voc,
         "bad.jpg: cannot decode the image (truncated, corrupt or not an image)",
     )
+
+
+@pytest.mark.parametrize(
+    "kind", ["progressive", "restart_markers", "padded_after_the_end", "exif_thumbnail"]
+)
+def test_complete_jpegs_of_every_kind_pass_with_their_decoded_size(tmp_path, kind):
+    """JPEGs are judged from their headers and end marker: none of these may be refused."""
+    pixels = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    options = {
+        "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+        "restart_markers": [cv2.IMWRITE_JPEG_RST_INTERVAL, 1],
+    }.get(kind, [])
+    data = cv2.imencode(".jpg", pixels, options)[1].tobytes()
+    if kind == "padded_after_the_end":
+        data += b"\0" * 300
+    if kind == "exif_thumbnail":  # a whole JPEG, end marker included, inside the APP1 segment
+        buffer = io.BytesIO()
+        exif = Image.Exif()
+        exif[0x0112] = 1
+        thumbnail = cv2.imencode(".jpg", pixels[:8, :8])[1].tobytes()
+        Image.fromarray(pixels).save(buffer, "JPEG", exif=exif.tobytes() + thumbnail)
+        data = buffer.getvalue()
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    info = read_image_info(path)
+    assert (info.width, info.height, info.color) == (70, 45, "color")
+    if kind == "exif_thumbnail":
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(UserError, match="photo.jpg: cannot decode the image"):
+            read_image_info(path)
 
 
 @pytest.mark.parametrize("mode, color", [("L", "grayscale"), ("CMYK", "CMYK")])

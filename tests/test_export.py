@@ -108,6 +108,12 @@ def test_float32_formats_detect_what_the_checkpoint_detects(exported, reference,
     assert_detections_match(reference, found, MIN_SCORE, **FLOAT32)
 
 
+def test_frozen_graph_has_one_input(exported):
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((exported.export_dir / "frozen_model.pb").read_bytes())
+    assert [node.name for node in graph_def.node if node.op == "Placeholder"] == ["images"]
+
+
 def test_float16_tflite_within_tolerance(exported, reference):
     found = load_backend(exported.export_dir / "model_fp16.tflite").detect(sample_images(4))
     assert_detections_match(reference, found, MIN_SCORE, **FLOAT16)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from efficientdet.model.anchors import encode_boxes, generate_anchors
-from efficientdet.model.postprocess import postprocess
+from efficientdet.model.postprocess import postprocess, top_candidates
 from efficientdet.model.preprocess import resize_and_pad
 
 IMAGE_SIZE = (32, 32)
@@ -135,3 +135,14 @@ def test_exported_function_with_unknown_batch(tmp_path, method):
     expected = run([DETECTIONS, DETECTIONS, []], image_scales=tf.constant([1.0, 2.0, 1.0]), method=method)
     for key, value in result.items():
         np.testing.assert_allclose(value.numpy(), expected[key], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_anchors, k", [(300, 40), (300, 300), (20, 40)])
+def test_top_candidates_equal_a_plain_top_k_ties_included(num_anchors, k):
+    # Logits rounded to a few values: many ties, which must resolve in index order.
+    rng = np.random.default_rng(0)
+    logits = tf.constant(np.round(rng.normal(size=(2, num_anchors, 7)), 1), tf.float32)
+    values, indices = top_candidates(logits, k)
+    expected_values, expected_indices = tf.math.top_k(tf.reshape(logits, [2, -1]), k=k)
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(indices, expected_indices)

@@ -1,4 +1,5 @@
-"""Decoding dataset images with OpenCV: their real size and colour, conversions, record images."""
+"""Dataset images: their real size and colour (from JPEG headers, else decoded with OpenCV),
+conversions, record images."""
 
 import dataclasses
 import struct
@@ -14,6 +15,10 @@ DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_COLOR = {1: "grayscale", 3: "color", 4: "CMYK"}
+_PLAIN_JPEG_MARKERS = frozenset({0xC0, 0xC1, 0xC2})  # Huffman-coded baseline/extended/progressive
+_JPEG_START_OF_SCAN = 0xDA
+_JPEG_END_OF_IMAGE = b"\xff\xd9"
+_UNDECODABLE = "cannot decode the image (truncated, corrupt or not an image)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +48,13 @@ def _exif_orientation(segment):
 
 
 def _jpeg_header(data):
-    """(colour components, EXIF orientation) from a JPEG's segments before its frame header."""
+    """(frame header, EXIF orientation, offset of the first start-of-scan marker) of a JPEG.
+
+    The frame header is (precision, height, width, colour components, SOF marker); it and the
+    offset are None when the segments before the scan do not hold them.
+    """
     orientation = 1
+    frame = None
     position = 2
     while position + 4 <= len(data) and data[position] == 0xFF:
         marker = data[position + 1]
@@ -54,30 +64,58 @@ def _jpeg_header(data):
         (length,) = struct.unpack(">H", data[position + 2 : position + 4])
         if marker == 0xE1:
             orientation = _exif_orientation(data[position + 4 : position + 2 + length])
-        elif marker in _JPEG_SOF_MARKERS:
-            components = data[position + 9] if position + 9 < len(data) else None
-            return components, orientation
+        elif marker in _JPEG_SOF_MARKERS and position + 10 <= len(data):
+            precision, height, width, components = struct.unpack(
+                ">BHHB", data[position + 4 : position + 10]
+            )
+            frame = (precision, height, width, components, marker)
+        elif marker == _JPEG_START_OF_SCAN:
+            return frame, orientation, position
         position += 2 + length
-    return None, orientation
+    return frame, orientation, None
+
+
+def _complete_jpeg_info(path, data):
+    """ImageInfo of a baseline or progressive 8-bit JPEG from its headers, or None to decode it.
+
+    Entropy-coded data never holds the end-of-image marker (0xFF is stuffed or a restart
+    marker), so a file whose scan is followed by one is complete: that catches truncation as a
+    full decode did, without decoding (libjpeg, too, only warns about damaged scan data).
+    """
+    frame, orientation, scan = _jpeg_header(data)
+    if frame is None or scan is None:
+        return None
+    precision, height, width, components, marker = frame
+    if precision != 8 or marker not in _PLAIN_JPEG_MARKERS or not (height and width):
+        return None  # 12-bit, lossless, arithmetic-coded or DNL-sized: let the decoder judge
+    if data.rfind(_JPEG_END_OF_IMAGE) < scan:
+        raise UserError(f"{path}: {_UNDECODABLE}")
+    return ImageInfo("jpeg", width, height, _JPEG_COLOR.get(components, "unknown"), orientation)
 
 
 def read_image_info(path):
-    """Decodes the whole image (so truncated files are caught) and returns its real properties."""
+    """The image's real properties; UserError when it is truncated, corrupt or not an image.
+
+    JPEGs are checked from their headers and end-of-image marker; other formats, and JPEGs of
+    rarer kinds, are decoded in full.
+    """
     data = path.read_bytes()
     if not data:
         raise UserError(f"{path}: empty image file")
     image_format = sniff_format(data, path.suffix)
+    if image_format == "jpeg":
+        info = _complete_jpeg_info(path, data)
+        if info is not None:
+            return info
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
-        raise UserError(f"{path}: cannot decode the image (truncated, corrupt or not an image)")
+        raise UserError(f"{path}: {_UNDECODABLE}")
     height, width = pixels.shape[:2]
     if image_format == "jpeg":
-        components, orientation = _jpeg_header(data)
+        frame, orientation, _ = _jpeg_header(data)
+        components = frame[3] if frame else None
         return ImageInfo(
-            image_format,
-            int(width),
-            int(height),
-            _JPEG_COLOR.get(components, "unknown"),
+            image_format, int(width), int(height), _JPEG_COLOR.get(components, "unknown"),
             orientation,
         )
     color = "grayscale" if pixels.ndim == 2 or pixels.shape[2] == 1 else "color"

@@ -6,6 +6,7 @@ report that collects every warning. Any error (listed all together) leaves none 
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from efficientdet.data.voc import parse_annotation, validate
 from efficientdet.errors import UserError
 
 _ERRORS_SHOWN = 50
+_PAIRS_PER_TASK = 64
 log = logging.getLogger(__name__)
 
 
@@ -95,14 +97,21 @@ def _check(root, pair):
     return entry, warnings
 
 
+def _check_or_error(root, pair):
+    try:
+        return (*_check(root, pair), None)
+    except UserError as error:
+        return None, [], str(error)
+
+
 def _check_all(root, pairs, threads):
     entries, warnings, errors = [], [], []
-    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-        for future in [pool.submit(_check, root, pair) for pair in pairs]:
-            try:
-                entry, entry_warnings = future.result()
-            except UserError as error:
-                errors.append(str(error))
+    check = functools.partial(_check_or_error, root)
+    # Processes, not threads: parsing XML and checking boxes is Python work that holds the GIL.
+    with concurrent.futures.ProcessPoolExecutor(max(1, threads)) as pool:
+        for entry, entry_warnings, error in pool.map(check, pairs, chunksize=_PAIRS_PER_TASK):
+            if error is not None:
+                errors.append(error)
                 continue
             entries.append(entry)
             warnings.extend(entry_warnings)

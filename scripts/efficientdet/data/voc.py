@@ -46,13 +46,22 @@ def _refuse_entities(tree, path):
     dtd = docinfo.internalDTD
     declares_entities = dtd is not None and any(True for _ in dtd.iterentities())
     external = docinfo.system_url or docinfo.public_id
-    references = any(isinstance(node, etree._Entity) for node in tree.iter())
+    references = next(tree.iter(etree.Entity), None) is not None
     if declares_entities or external or references:
         raise UserError(_ENTITIES_REFUSED.format(path=path))
 
 
-def _flag(element, tag, path, index):
-    text = (element.findtext(tag) or "").strip().lower()
+def _texts(element):
+    """{tag: text} of an element's children, the first of each tag as findtext gives it; one pass
+    over the children costs less than a findtext per tag (that matters at 10,000s of files)."""
+    texts = {}
+    for child in reversed(element):
+        texts[child.tag] = child.text or ""
+    return texts
+
+
+def _flag(texts, tag, path, index):
+    text = texts.get(tag, "").strip().lower()
     if text in _TRUE:
         return 1
     if text in _FALSE:
@@ -64,7 +73,7 @@ def _flag(element, tag, path, index):
 
 
 def _coordinate(box, tag, path, index):
-    text = box.findtext(tag)
+    text = box.get(tag)
     if text is None or not text.strip():
         raise UserError(f"{path}: object {index} has no <bndbox><{tag}>")
     try:
@@ -79,12 +88,14 @@ def _coordinate(box, tag, path, index):
 
 
 def _object(element, path, index):
-    name = (element.findtext("name") or "").strip()
+    texts = _texts(element)
+    name = texts.get("name", "").strip()
     if not name:
         raise UserError(f"{path}: object {index} has no <name>")
     box = element.find("bndbox")
     if box is None:
         raise UserError(f"{path}: object {index} ({name}) has no <bndbox>")
+    box = _texts(box)
     xmin, ymin, xmax, ymax = (_coordinate(box, tag, path, index) for tag in _COORDINATES)
     return VocObject(
         name,
@@ -92,8 +103,8 @@ def _object(element, path, index):
         ymin,
         xmax,
         ymax,
-        difficult=_flag(element, "difficult", path, index),
-        truncated=_flag(element, "truncated", path, index),
+        difficult=_flag(texts, "difficult", path, index),
+        truncated=_flag(texts, "truncated", path, index),
     )
 
 
@@ -157,14 +168,15 @@ def validate(annotation, width, height, path):
                 f"{where} is inverted: xmin {box.xmin:g}, ymin {box.ymin:g}, "
                 f"xmax {box.xmax:g}, ymax {box.ymax:g}"
             )
-        clipped = dataclasses.replace(
-            box,
-            xmin=min(max(box.xmin, 0.0), width),
-            xmax=min(max(box.xmax, 0.0), width),
-            ymin=min(max(box.ymin, 0.0), height),
-            ymax=min(max(box.ymax, 0.0), height),
-        )
-        if clipped != box:
+        clipped = box
+        if min(box.xmin, box.ymin) < 0 or box.xmax > width or box.ymax > height:
+            clipped = dataclasses.replace(
+                box,
+                xmin=min(max(box.xmin, 0.0), width),
+                xmax=min(max(box.xmax, 0.0), width),
+                ymin=min(max(box.ymin, 0.0), height),
+                ymax=min(max(box.ymax, 0.0), height),
+            )
             warnings.append(
                 f"{where} reaches outside the {width}x{height} image "
                 f"({box.xmin:g},{box.ymin:g},{box.xmax:g},{box.ymax:g}); clipped"

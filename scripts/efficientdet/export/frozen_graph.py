@@ -19,7 +19,11 @@ def write_frozen_graph(function, path, input_names, output_names):
     outputs; the result maps each to its tensor name, after checking the graph holds it.
     """
     frozen = freeze(function)
-    graph_def = frozen.graph.as_graph_def()
+    # Freezing leaves one `unused_control_flow_input` placeholder per loop-captured tensor; tools
+    # that list a graph's inputs (TF-TRT, OpenVINO, Netron) would show them all to users.
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(
+        frozen.graph.as_graph_def(), list(output_names)
+    )
     nodes = {node.name for node in graph_def.node}
     missing = [name for name in (*input_names, *output_names) if name not in nodes]
     if missing:

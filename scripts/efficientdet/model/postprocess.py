@@ -14,6 +14,32 @@ from efficientdet.model.anchors import decode_boxes, merge_head_outputs
 NMS_METHODS = ("hard", "gaussian")
 
 
+def top_candidates(logits, k):
+    """tf.math.top_k of logits [B, A, C] flattened to [B, A * C], ties included, only faster.
+
+    Every one of the k best (anchor, class) logits is at least the k-th best of the anchors'
+    best logits (those are k distinct entries), so top_k only needs the entries above that
+    bound: usually a few thousand of the millions. They keep their order, so ties resolve
+    as in a plain top_k. With fewer anchors than k there is no such bound.
+    """
+    flat_logits = tf.reshape(logits, [tf.shape(logits)[0], -1])
+    if logits.shape[1] is None or logits.shape[1] < k:
+        return tf.math.top_k(flat_logits, k=k)
+    bounds = tf.math.top_k(tf.reduce_max(logits, axis=-1), k=k).values[:, -1]
+
+    def one_image(inputs):
+        image_logits, bound = inputs
+        kept = tf.where(image_logits >= bound)[:, 0]
+        values, positions = tf.math.top_k(tf.gather(image_logits, kept), k=k)
+        return values, tf.cast(tf.gather(kept, positions), tf.int32)
+
+    return tf.map_fn(
+        one_image,
+        (flat_logits, bounds),
+        fn_output_signature=(tf.TensorSpec([k], logits.dtype), tf.TensorSpec([k], tf.int32)),
+    )
+
+
 def postprocess(
     cls_outputs,
     box_outputs,
@@ -42,11 +68,9 @@ def postprocess(
         raise ValueError(f"NMS method must be one of {NMS_METHODS}, got {method!r}")
     logits, deltas = merge_head_outputs(cls_outputs, box_outputs)
     num_classes = logits.shape[-1]
-    batch_size = tf.shape(logits)[0]
 
-    flat_logits = tf.reshape(logits, [batch_size, -1])
     num_candidates = min(max_nms_inputs, anchors.shape[0] * num_classes)
-    top_logits, top_indices = tf.math.top_k(flat_logits, k=num_candidates)
+    top_logits, top_indices = top_candidates(logits, num_candidates)
     anchor_indices = top_indices // num_classes
     channels = top_indices % num_classes
     candidate_deltas = tf.gather(deltas, anchor_indices, batch_dims=1)
