@@ -1,8 +1,10 @@
 import importlib.util
+import itertools
 import json
 import math
 import os
 import shlex
+import sys
 import urllib.parse
 
 from snakemake.exceptions import WorkflowError
@@ -114,6 +116,32 @@ def train_flags(wildcards):
     )
 
 
+# Captions of files an input function returns are resolved now: at DAG time they would be
+# relative to no rule file.
+TRAINING_CAPTIONS = {
+    name: workflow.current_basedir.join(f"../report/{name}.rst")
+    for name in ("history", "model_description")
+}
+
+
+def training_state(wildcards):
+    """The run's history and model description, once `train` is done (they are training state,
+    not outputs), shown in the report."""
+    checkpoints.train.get()
+    return {
+        "history": report(
+            f"models/{RUN}/history.csv",
+            caption=TRAINING_CAPTIONS["history"],
+            category="Training",
+        ),
+        "description": report(
+            f"models/{RUN}/model.yaml",
+            caption=TRAINING_CAPTIONS["model_description"],
+            category="Training",
+        ),
+    }
+
+
 # Evaluation (rules/evaluate.smk)
 
 EVAL = f"results/{RUN}/eval"
@@ -170,3 +198,39 @@ def infer_images_option(wildcards, input):
     if INFER_CONFIG["images"]:
         return f"--images={shlex.quote(INFER_CONFIG['images'])}"
     return f"--images={shlex.quote(input.list)} --image_root={shlex.quote(input.root)}"
+
+
+# The default target (Snakefile): everything a run makes, per stage. `snakemake --report` asks
+# for the same target; it reports only the stages whose files are all there, so a run that
+# stopped early (e.g. training failed) still reports its data stage.
+
+REPORTING = any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
+
+
+def stage_outputs(wildcards):
+    """{stage: the files it ends with}, as the report's categories."""
+    return {
+        "Data": [
+            *rules.index.output,
+            *rules.ground_truth.output,
+            *rules.dataset_stats.output,
+            *rules.inspect.output,
+        ],
+        "Training": rules.training_curves.output,
+        "Evaluation": rules.evaluate.output,
+        "Export": rules.export_report.output,
+        "Predictions": rules.infer.output,
+    }
+
+
+def default_targets(wildcards):
+    stages = stage_outputs(wildcards)
+    if not REPORTING:
+        return [*tfrecord_shards(wildcards), *itertools.chain(*stages.values())]
+    done = [files for files in stages.values() if all(map(os.path.exists, files))]
+    if not done:
+        raise WorkflowError(
+            "nothing to report yet: run the workflow first (`snakemake --cores all`), then "
+            "`snakemake --report report.html`"
+        )
+    return list(itertools.chain(*done))

@@ -38,7 +38,12 @@ rule index:
     output:
         annotations=f"{DATA}/annotations.csv",
         label_map=f"{DATA}/label_map.yaml",
-        report=f"{DATA}/validation_report.txt",
+        report=report(
+            f"{DATA}/validation_report.txt",
+            caption="../report/validation_report.rst",
+            category="Data",
+            subcategory="Validation",
+        ),
     log:
         f"logs/{DATASET}/index.log",
     params:
@@ -115,10 +120,16 @@ rule dataset_stats:
     output:
         expand(
             f"{DATA}/stats/{{name}}",
-            name=(
-                "class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml",
-                "class_counts.png", "objects_per_image.png", "box_sizes.png",
+            name=("class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml"),
+        ),
+        plots=report(
+            expand(
+                f"{DATA}/stats/{{name}}.png",
+                name=("class_counts", "objects_per_image", "box_sizes"),
             ),
+            caption="../report/dataset_stats.rst",
+            category="Data",
+            subcategory="Statistics",
         ),
     log:
         f"logs/{DATASET}/dataset_stats.log",
@@ -138,8 +149,20 @@ rule inspect:
         train=lambda wildcards: split_shards("train"),
         val=lambda wildcards: split_shards("val"),
     output:
-        train=directory(f"{DATA}/inspect/train"),
-        val=directory(f"{DATA}/inspect/val"),
+        train=report(
+            directory(f"{DATA}/inspect/train"),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect.rst",
+            category="Data",
+            subcategory="Records: train split",
+        ),
+        val=report(
+            directory(f"{DATA}/inspect/val"),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect.rst",
+            category="Data",
+            subcategory="Records: val split",
+        ),
     log:
         f"logs/{DATASET}/inspect.log",
     params:

@@ -14,7 +14,13 @@ rule evaluate_checkpoint:
         ground_truth=f"{DATA}/val_coco.json",
     output:
         json=f"{EVAL}/ckpt-{{step}}.json",
-        plot=f"{EVAL}/ckpt-{{step}}.png",
+        plot=report(
+            f"{EVAL}/ckpt-{{step}}.png",
+            caption="../report/pr_curves.rst",
+            category="Evaluation",
+            subcategory="Per checkpoint",
+            labels={"figure": "PR curves", "step": "{step}"},
+        ),
     log:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:
@@ -44,8 +50,18 @@ rule evaluate:
     input:
         checkpoint_evaluations,
     output:
-        table=f"{EVAL}/metrics.csv",
-        plot=f"{EVAL}/metrics.png",
+        table=report(
+            f"{EVAL}/metrics.csv",
+            caption="../report/metrics_table.rst",
+            category="Evaluation",
+            subcategory="All checkpoints",
+        ),
+        plot=report(
+            f"{EVAL}/metrics.png",
+            caption="../report/metrics_plot.rst",
+            category="Evaluation",
+            subcategory="All checkpoints",
+        ),
     log:
         f"logs/{RUN}/evaluate.log",
     params:

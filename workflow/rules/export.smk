@@ -11,7 +11,12 @@ rule export:
         label_map=f"{DATA}/label_map.yaml",
         calibration=lambda wildcards: split_shards("train"),
     output:
-        directory(f"models/{RUN}/export"),
+        report(
+            directory(f"models/{RUN}/export"),
+            patterns=["{name}.json"],
+            caption="../report/export_metadata.rst",
+            category="Export",
+        ),
     log:
         f"logs/{RUN}/export.log",
     params:
@@ -32,3 +37,34 @@ rule export:
         " --calibration_file_pattern={params.calibration:q}"
         " --calibration_images={params.calibration_images} --run={params.run:q}"
         " --output_dir={output:q} > {log:q} 2>&1"
+
+
+rule export_report:
+    input:
+        unpack(infer_images),
+        export=rules.export.output[0],
+    output:
+        formats=report(
+            f"results/{RUN}/export/formats.csv",
+            caption="../report/formats.rst",
+            category="Export",
+        ),
+        per_class=report(
+            f"results/{RUN}/export/per_class_ap.csv",
+            caption="../report/per_class_ap.rst",
+            category="Evaluation",
+            subcategory="Exported checkpoint",
+        ),
+    log:
+        f"logs/{RUN}/export_report.log",
+    params:
+        images=infer_images_option,
+        eval_dir=EVAL,
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "efficientdet export_report --export_dir={input.export:q} {params.images}"
+        " --eval_dir={params.eval_dir:q} --formats={output.formats:q}"
+        " --per_class={output.per_class:q} > {log:q} 2>&1"

@@ -7,7 +7,12 @@ rule infer:
         unpack(infer_images),
         export=rules.export.output[0],
     output:
-        directory(f"results/{RUN}/predictions"),
+        report(
+            directory(f"results/{RUN}/predictions"),
+            patterns=["images/{image}", "{table}.csv"],
+            caption="../report/predictions.rst",
+            category="Predictions",
+        ),
     log:
         f"logs/{RUN}/infer.log",
     params:

@@ -28,3 +28,19 @@ checkpoint train:
         "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
         " --done={output:q} > {log:q} 2>&1"
+
+
+rule training_curves:
+    input:
+        unpack(training_state),
+    output:
+        report(
+            f"results/{RUN}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+    log:
+        f"logs/{RUN}/training_curves.log",
+    localrule: True
+    shell:
+        "efficientdet training_curves --history={input.history:q} --output={output:q} > {log:q} 2>&1"
