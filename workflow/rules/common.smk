@@ -21,7 +21,6 @@ DATA = f"results/{DATASET}"
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 
 
-
 # Data stage (rules/data.smk)
 # split_shards(split) lists the shard files of a split (the count follows from the split
 # checkpoint); tfrecord_shards(wildcards) lists both splits. Read shards through them rather
@@ -32,7 +31,7 @@ SPLITS = ("train", "val")
 
 
 def dataset_source():
-    """The dataset archive as a rule input: a storage object for remote URLs, else a path."""
+    """The dataset archive that `download` reads: a storage object for remote URLs, else a path."""
     url = DATASET_CONFIG["url"]
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
@@ -60,7 +59,9 @@ def split_shards(split):
     with open(checkpoints.split.get().output[split], encoding="utf-8") as stream:
         images = sum(1 for line in stream if line.strip())
     count = math.ceil(images / DATASET_CONFIG["images_per_shard"])
-    return [f"{DATA}/tfrecords/{split}-{index:05d}-of-{count:05d}.tfrecord" for index in range(count)]
+    return [
+        f"{DATA}/tfrecords/{split}-{index:05d}-of-{count:05d}.tfrecord" for index in range(count)
+    ]
 
 
 def tfrecord_shards(wildcards):
@@ -116,30 +117,21 @@ def train_flags(wildcards):
     )
 
 
-# Captions of files an input function returns are resolved now: at DAG time they would be
-# relative to no rule file.
-TRAINING_CAPTIONS = {
-    name: workflow.current_basedir.join(f"../report/{name}.rst")
-    for name in ("history", "model_description")
+# The run's history and model description, shown in the report. Their captions are resolved
+# now: at DAG time they would be relative to no rule file.
+TRAINING_STATE = {
+    "history.csv": workflow.current_basedir.join("../report/history.rst"),
+    "model.yaml": workflow.current_basedir.join("../report/model_description.rst"),
 }
 
 
 def training_state(wildcards):
-    """The run's history and model description, once `train` is done (they are training state,
-    not outputs), shown in the report."""
+    """models/{RUN}/ files of TRAINING_STATE, once `train` is done (training state, not outputs)."""
     checkpoints.train.get()
-    return {
-        "history": report(
-            f"models/{RUN}/history.csv",
-            caption=TRAINING_CAPTIONS["history"],
-            category="Training",
-        ),
-        "description": report(
-            f"models/{RUN}/model.yaml",
-            caption=TRAINING_CAPTIONS["model_description"],
-            category="Training",
-        ),
-    }
+    flagged = []
+    for name, caption in TRAINING_STATE.items():
+        flagged.append(report(f"models/{RUN}/{name}", caption=caption, category="Training"))
+    return flagged
 
 
 # Evaluation (rules/evaluate.smk)

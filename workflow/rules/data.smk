@@ -1,6 +1,7 @@
 # The data stage: dataset archive -> validated table -> train/val split -> TFRecord shards,
 # COCO ground truth, statistics and a visual check of the records.
 
+
 rule download:
     input:
         dataset_source(),
@@ -8,9 +9,9 @@ rule download:
         f"resources/datasets/{DATASET}.zip",
     log:
         f"logs/{DATASET}/download.log",
+    localrule: True
     params:
         sha256=sha256_option,
-    localrule: True
     shell:
         "efficientdet download --source {input:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
 
@@ -22,11 +23,11 @@ rule unpack:
         directory(f"{DATA}/voc"),
     log:
         f"logs/{DATASET}/unpack.log",
-    params:
-        max_gb=DATASET_CONFIG["max_unpacked_gb"],
     resources:
         mem_mb=1000,
         runtime=60,
+    params:
+        max_gb=DATASET_CONFIG["max_unpacked_gb"],
     shell:
         "efficientdet unpack --archive {input:q} --output {output:q} --max_gb {params.max_gb}"
         " > {log:q} 2>&1"
@@ -46,12 +47,12 @@ rule index:
         ),
     log:
         f"logs/{DATASET}/index.log",
-    params:
-        label_map=json.dumps(DATASET_CONFIG["label_map"]),
     threads: 4
     resources:
         mem_mb=2000,
         runtime=120,
+    params:
+        label_map=json.dumps(DATASET_CONFIG["label_map"]),
     shell:
         "efficientdet index --voc {input:q} --label_map {params.label_map:q} --threads {threads}"
         " --annotations {output.annotations:q} --label_map_output {output.label_map:q}"
@@ -133,11 +134,11 @@ rule dataset_stats:
         ),
     log:
         f"logs/{DATASET}/dataset_stats.log",
-    params:
-        folder=f"{DATA}/stats",
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "efficientdet dataset_stats --annotations {input.annotations:q}"
         " --label_map {input.label_map:q} --train {input.train:q} --val {input.val:q}"

@@ -7,6 +7,7 @@
 # only the new checkpoints are evaluated. Checkpoints deleted since (keep-last-N) are simply
 # no longer inputs; their evaluations stay in the folder and in metrics.csv.
 
+
 rule evaluate_checkpoint:
     input:
         checkpoint=f"{CHECKPOINT_DIR}/ckpt-{{step}}.index",
@@ -25,6 +26,11 @@ rule evaluate_checkpoint:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:
         step=r"\d+",
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
     params:
         checkpoint=lambda wildcards, input: input.checkpoint.removesuffix(".index"),
         pattern=lambda wildcards: split_file_pattern("val"),
@@ -32,11 +38,6 @@ rule evaluate_checkpoint:
         batch_size=config["train"]["batch_size"],
         samples=eval_samples_option,
         tensorboard=f"models/{RUN}/logs/validation",
-    threads: 4
-    resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=1,
     shell:
         "efficientdet evaluate_checkpoint --checkpoint={params.checkpoint:q}"
         " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"
@@ -64,10 +65,10 @@ rule evaluate:
         ),
     log:
         f"logs/{RUN}/evaluate.log",
-    params:
-        folder=lambda wildcards, output: os.path.dirname(output.table),
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output.table),
     shell:
         "efficientdet evaluate --eval_dir={params.folder:q} --output={output.table:q}"
         " --plot={output.plot:q} > {log:q} 2>&1"

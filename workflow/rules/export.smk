@@ -4,6 +4,7 @@
 # the COCO metrics of the exported checkpoint, so that checkpoint is evaluated first ("best"
 # evaluates them all).
 
+
 rule export:
     input:
         done=f"results/{RUN}/train.done.json",
@@ -19,18 +20,18 @@ rule export:
         ),
     log:
         f"logs/{RUN}/export.log",
-    params:
-        run_dir=f"models/{RUN}",
-        select=EXPORT_CONFIG["checkpoint"],
-        eval_dir=f"results/{RUN}/eval",
-        calibration=lambda wildcards: split_file_pattern("train"),
-        calibration_images=EXPORT_CONFIG["calibration_images"],
-        run=RUN,
     threads: 4
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        select=EXPORT_CONFIG["checkpoint"],
+        eval_dir=f"results/{RUN}/eval",
+        calibration=lambda wildcards: split_file_pattern("train"),
+        calibration_images=EXPORT_CONFIG["calibration_images"],
+        run=RUN,
     shell:
         "efficientdet export --checkpoint={params.run_dir:q} --select={params.select}"
         " --eval_dir={params.eval_dir:q} --label_map={input.label_map:q}"
@@ -57,13 +58,13 @@ rule export_report:
         ),
     log:
         f"logs/{RUN}/export_report.log",
-    params:
-        images=infer_images_option,
-        eval_dir=EVAL,
     threads: 4
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        images=infer_images_option,
+        eval_dir=EVAL,
     shell:
         "efficientdet export_report --export_dir={input.export:q} {params.images}"
         " --eval_dir={params.eval_dir:q} --formats={output.formats:q}"

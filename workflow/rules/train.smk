@@ -6,6 +6,7 @@
 # train.epochs changes the job's parameters, so Snakemake reruns it and training continues.
 # `train` is a Snakemake checkpoint: evaluation lists models/{RUN}/checkpoints/ once it is done.
 
+
 checkpoint train:
     input:
         shards=tfrecord_shards,
@@ -16,14 +17,14 @@ checkpoint train:
         f"results/{RUN}/train.done.json",
     log:
         f"logs/{RUN}/train.log",
-    params:
-        flags=train_flags,
-        model_dir=f"models/{RUN}",
     threads: 8
     resources:
         mem_mb=16000,
         runtime=1440,
         gpu=1,
+    params:
+        flags=train_flags,
+        model_dir=f"models/{RUN}",
     shell:
         "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
@@ -32,7 +33,8 @@ checkpoint train:
 
 rule training_curves:
     input:
-        unpack(training_state),
+        done=rules.train.output[0],
+        state=training_state,
     output:
         report(
             f"results/{RUN}/training_curves.png",
@@ -42,5 +44,7 @@ rule training_curves:
     log:
         f"logs/{RUN}/training_curves.log",
     localrule: True
+    params:
+        history=f"models/{RUN}/history.csv",
     shell:
-        "efficientdet training_curves --history={input.history:q} --output={output:q} > {log:q} 2>&1"
+        "efficientdet training_curves --history={params.history:q} --output={output:q} > {log:q} 2>&1"
