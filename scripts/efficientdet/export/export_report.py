@@ -31,18 +31,31 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    parser.add_argument("--export_dir", required=True, type=Path,
-                        help="export folder (models/{run}/export)")
-    parser.add_argument("--eval_dir", required=True, type=Path,
-                        help="per-checkpoint evaluations ckpt-{step}.json (results/{run}/eval)")
-    parser.add_argument("--images", required=True,
-                        help="an image, a folder, a glob pattern, or a .txt list of paths")
+    parser.add_argument(
+        "--export_dir", required=True, type=Path, help="export folder (models/{run}/export)"
+    )
+    parser.add_argument(
+        "--eval_dir",
+        required=True,
+        type=Path,
+        help="per-checkpoint evaluations ckpt-{step}.json (results/{run}/eval)",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        help="an image, a folder, a glob pattern, or a .txt list of paths",
+    )
     parser.add_argument("--image_root", help="folder the paths of a .txt list are relative to")
-    parser.add_argument("--num_images", type=int, default=8,
-                        help="images the formats are compared on; default 8")
+    parser.add_argument(
+        "--num_images", type=int, default=8, help="images the formats are compared on; default 8"
+    )
     parser.add_argument("--formats", required=True, type=Path, help="CSV table of the files")
-    parser.add_argument("--per_class", required=True, type=Path,
-                        help="CSV table of the exported checkpoint's per-class AP")
+    parser.add_argument(
+        "--per_class",
+        required=True,
+        type=Path,
+        help="CSV table of the exported checkpoint's per-class AP",
+    )
 
 
 def run(args):
@@ -57,8 +70,12 @@ def run(args):
     for table, path in ((formats, args.formats), (classes, args.per_class)):
         with atomic_output(path) as temporary:
             table.to_csv(temporary, index=False, float_format="%.4f")
-    log.info("%d exported files compared on %d images -> %s",
-             len(formats), min(len(images), args.num_images), args.formats)
+    log.info(
+        "%d exported files compared on %d images -> %s",
+        len(formats),
+        min(len(images), args.num_images),
+        args.formats,
+    )
 
 
 def format_table(export_dir, metadata, images):
@@ -69,7 +86,9 @@ def format_table(export_dir, metadata, images):
         row = {"file": name, "size_mib": size_bytes(path) / 2**20}
         if name.endswith((".pb", ".tflite", ".onnx")) or name == EXPORT_DEFAULT:
             backend = load_backend(path)
-            row.update({"backend": backend.kind, **agreement(reference, detect_images(backend, images))})
+            row.update(
+                {"backend": backend.kind, **agreement(reference, detect_images(backend, images))}
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
-    parser.add_argument("--history", required=True, type=Path,
-                        help="history.csv of a run (models/{run}/history.csv)")
+    parser.add_argument(
+        "--history",
+        required=True,
+        type=Path,
+        help="history.csv of a run (models/{run}/history.csv)",
+    )
     parser.add_argument("--output", required=True, type=Path, help="PNG to write")
 
 
