@@ -23,6 +23,7 @@ COMMANDS = {
     "dataset_stats": ("data", "per-class counts, objects per image and box sizes"),
     "inspect": ("data", "draw boxes read back from TFRecords on sample images"),
     "train": ("train", "train an EfficientDet"),
+    "inspect_pipeline": ("train", "draw examples after the run's augmentation or eval resize"),
     "training_curves": ("train", "plot a run's losses and learning rate against the step"),
     "evaluate_checkpoint": ("evaluate", "COCO and VOC evaluation of one checkpoint"),
     "evaluate": ("evaluate", "gather per-checkpoint evaluations into one table and plot"),

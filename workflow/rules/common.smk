@@ -208,7 +208,7 @@ def stage_outputs(wildcards):
             *rules.dataset_stats.output,
             *rules.inspect.output,
         ],
-        "Training": rules.training_curves.output,
+        "Training": [*rules.training_curves.output, *rules.inspect_pipeline.output],
         "Evaluation": rules.evaluate.output,
         "Export": rules.export_report.output,
         "Predictions": rules.infer.output,

@@ -48,3 +48,43 @@ rule training_curves:
         history=f"models/{RUN}/history.csv",
     shell:
         "efficientdet training_curves --history={params.history:q} --output={output:q} > {log:q} 2>&1"
+
+
+rule inspect_pipeline:
+    input:
+        done=rules.train.output[0],
+        state=training_state,
+        train=lambda wildcards: split_shards("train"),
+        val=lambda wildcards: split_shards("val"),
+    output:
+        train=report(
+            directory(f"results/{RUN}/inspect_pipeline/train"),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect_pipeline.rst",
+            category="Data",
+            subcategory="Pipeline: train view (augmented)",
+        ),
+        eval=report(
+            directory(f"results/{RUN}/inspect_pipeline/eval"),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect_pipeline.rst",
+            category="Data",
+            subcategory="Pipeline: eval view",
+        ),
+    log:
+        f"logs/{RUN}/inspect_pipeline.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        description=f"models/{RUN}/model.yaml",
+        train=lambda wildcards: split_file_pattern("train"),
+        val=lambda wildcards: split_file_pattern("val"),
+        images=DATASET_CONFIG["inspect_images"],
+    shell:
+        "(efficientdet inspect_pipeline --model_description={params.description:q}"
+        " --file_pattern={params.train:q} --view=train --num_images={params.images}"
+        " --output={output.train:q}"
+        " && efficientdet inspect_pipeline --model_description={params.description:q}"
+        " --file_pattern={params.val:q} --view=eval --num_images={params.images}"
+        " --output={output.eval:q}) > {log:q} 2>&1"
