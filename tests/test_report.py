@@ -38,7 +38,8 @@ def test_report_of_a_run_without_training_shows_the_data_stage(workdir):
     # The default target goes on from there to every later stage.
     planned = run_snakemake(workdir, "--dry-run").stdout
     jobs = set(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", planned, re.MULTILINE))
-    assert {"train", "training_curves", "evaluate", "export", "export_report", "infer"} <= jobs
+    later = {"train", "training_curves", "inspect_pipeline", "evaluate", "export", "export_report"}
+    assert later | {"infer"} <= jobs
     assert "dataset_stats" not in jobs
     run_snakemake(workdir, "--report", workdir / "report.zip")
 
@@ -76,6 +77,9 @@ def test_report_of_a_full_run_has_every_stage(workdir):
 
     categories = report_categories(workdir / "report.zip")
     assert set(categories) == {"Data", "Training", "Evaluation", "Export", "Predictions"}
+    for view in ("train", "eval"):
+        drawn = categories["Data"][f"Pipeline: {view} view" + (" (augmented)" * (view == "train"))]
+        assert drawn and all(path.startswith(f"results/{RUN}/inspect_pipeline/") for path in drawn)
     assert {
         f"results/{RUN}/training_curves.png",
         f"models/{RUN}/history.csv",
