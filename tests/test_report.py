@@ -77,9 +77,13 @@ def test_report_of_a_full_run_has_every_stage(workdir):
 
     categories = report_categories(workdir / "report.zip")
     assert set(categories) == {"Data", "Training", "Evaluation", "Export", "Predictions"}
-    for view in ("train", "eval"):
-        drawn = categories["Data"][f"Pipeline: {view} view" + (" (augmented)" * (view == "train"))]
-        assert drawn and all(path.startswith(f"results/{RUN}/inspect_pipeline/") for path in drawn)
+    for view, subcategory in (
+        ("train", "Pipeline: train view (augmented)"),
+        ("eval", "Pipeline: eval view"),
+    ):
+        drawn = categories["Data"][subcategory]
+        folder = f"results/{RUN}/inspect_pipeline/{view}/"
+        assert drawn and all(path.startswith(folder) for path in drawn)
     assert {
         f"results/{RUN}/training_curves.png",
         f"models/{RUN}/history.csv",
