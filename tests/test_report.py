@@ -84,16 +84,16 @@ def test_report_of_a_full_run_has_every_stage(workdir):
         drawn = categories["Data"][subcategory]
         folder = f"results/{RUN}/inspect_pipeline/{view}/"
         assert drawn and all(path.startswith(folder) for path in drawn)
-    assert {
-        f"results/{RUN}/training_curves.png",
-        f"models/{RUN}/history.csv",
-        f"models/{RUN}/model.yaml",
-    } <= reported_files(categories, "Training")
+    assert {f"results/{RUN}/training_curves.png", f"results/{RUN}/train.done.json"} <= (
+        reported_files(categories, "Training")
+    )
     evaluation = reported_files(categories, "Evaluation")
-    steps = pd.read_csv(workdir / f"results/{RUN}/eval/metrics.csv")["step"]
-    assert {f"results/{RUN}/eval/metrics.{ext}" for ext in ("csv", "png")} <= evaluation
-    assert {f"results/{RUN}/eval/ckpt-{step}.png" for step in steps} <= evaluation
-    assert f"results/{RUN}/export/per_class_ap.csv" in evaluation
+    assert {
+        f"results/{RUN}/eval/metrics.csv",
+        f"results/{RUN}/eval/metrics.png",
+        f"results/{RUN}/export/pr_curves.png",
+        f"results/{RUN}/export/per_class_ap.csv",
+    } <= evaluation
     assert {f"results/{RUN}/export/formats.csv", f"models/{RUN}/export/metadata.json"} <= (
         reported_files(categories, "Export")
     )
@@ -106,5 +106,7 @@ def test_report_of_a_full_run_has_every_stage(workdir):
     metadata = json.loads((workdir / f"models/{RUN}/export/metadata.json").read_text())
     assert set(formats.index) == set(metadata["files"])
     assert formats.loc["saved_model", "min_iou"] == pytest.approx(1.0)
-    assert formats.loc["model_fp32.tflite", "min_iou"] > 0.99
+    # The frozen graph is the SavedModel's function with its variables as constants.
+    assert formats.loc["frozen_model.pb", "min_iou"] > 0.99
+    assert (formats["compared"].dropna() == formats.loc["saved_model", "compared"]).all()
     assert (formats["size_mib"] > 0).all()

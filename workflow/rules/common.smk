@@ -117,23 +117,6 @@ def train_flags(wildcards):
     )
 
 
-# The run's history and model description, shown in the report. Their captions are resolved
-# now: at DAG time they would be relative to no rule file.
-TRAINING_STATE = {
-    "history.csv": workflow.current_basedir.join("../report/history.rst"),
-    "model.yaml": workflow.current_basedir.join("../report/model_description.rst"),
-}
-
-
-def training_state(wildcards):
-    """models/{RUN}/ files of TRAINING_STATE, once `train` is done (training state, not outputs)."""
-    checkpoints.train.get()
-    flagged = []
-    for name, caption in TRAINING_STATE.items():
-        flagged.append(report(f"models/{RUN}/{name}", caption=caption, category="Training"))
-    return flagged
-
-
 # Evaluation (rules/evaluate.smk)
 
 EVAL = f"results/{RUN}/eval"

@@ -15,13 +15,7 @@ rule evaluate_checkpoint:
         ground_truth=f"{DATA}/val_coco.json",
     output:
         json=f"{EVAL}/ckpt-{{step}}.json",
-        plot=report(
-            f"{EVAL}/ckpt-{{step}}.png",
-            caption="../report/pr_curves.rst",
-            category="Evaluation",
-            subcategory="Per checkpoint",
-            labels={"figure": "PR curves", "step": "{step}"},
-        ),
+        plot=f"{EVAL}/ckpt-{{step}}.png",
     log:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:

@@ -50,6 +50,12 @@ rule export_report:
             caption="../report/formats.rst",
             category="Export",
         ),
+        pr_curves=report(
+            f"results/{RUN}/export/pr_curves.png",
+            caption="../report/pr_curves.rst",
+            category="Evaluation",
+            subcategory="Exported checkpoint",
+        ),
         per_class=report(
             f"results/{RUN}/export/per_class_ap.csv",
             caption="../report/per_class_ap.rst",
@@ -65,7 +71,8 @@ rule export_report:
     params:
         images=infer_images_option,
         eval_dir=EVAL,
+        min_score=INFER_CONFIG["min_score"],
     shell:
         "efficientdet export_report --export_dir={input.export:q} {params.images}"
-        " --eval_dir={params.eval_dir:q} --formats={output.formats:q}"
-        " --per_class={output.per_class:q} > {log:q} 2>&1"
+        " --eval_dir={params.eval_dir:q} --min_score={params.min_score} --formats={output.formats:q}"
+        " --pr_curves={output.pr_curves:q} --per_class={output.per_class:q} > {log:q} 2>&1"

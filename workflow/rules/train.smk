@@ -14,7 +14,11 @@ checkpoint train:
         stats=f"{DATA}/stats/summary.yaml",
         hparams=hparams_file,
     output:
-        f"results/{RUN}/train.done.json",
+        report(
+            f"results/{RUN}/train.done.json",
+            caption="../report/train_done.rst",
+            category="Training",
+        ),
     log:
         f"logs/{RUN}/train.log",
     threads: 8
@@ -33,8 +37,7 @@ checkpoint train:
 
 rule training_curves:
     input:
-        done=rules.train.output[0],
-        state=training_state,
+        rules.train.output[0],
     output:
         report(
             f"results/{RUN}/training_curves.png",
@@ -53,7 +56,6 @@ rule training_curves:
 rule inspect_pipeline:
     input:
         done=rules.train.output[0],
-        state=training_state,
         train=lambda wildcards: split_shards("train"),
         val=lambda wildcards: split_shards("val"),
     output:
