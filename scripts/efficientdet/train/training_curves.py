@@ -48,14 +48,19 @@ def read_history(path):
 
 def plot_history(history, path, title):
     panels = [name for name in LOSSES if name in history] + ["learning_rate"]
-    figure = Figure(figsize=(4 * len(panels), 3.6), layout="constrained")
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.5 * columns, 3.4 * rows), layout="constrained")
     figure.suptitle(f"{title}: training history")
-    for axes, name in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, name in zip(grid, panels):
         axes.plot(history["step"], history[name], marker="o", label="train")
         if f"val_{name}" in history and history[f"val_{name}"].notna().any():
             axes.plot(history["step"], history[f"val_{name}"], marker="s", label="validation")
             axes.legend(fontsize="small")
         axes.set(xlabel="step", title=name)
         axes.grid(alpha=0.3)
+    for axes in grid[len(panels) :]:
+        axes.set_visible(False)
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
