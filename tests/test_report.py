@@ -109,4 +109,6 @@ def test_report_of_a_full_run_has_every_stage(workdir):
     # The frozen graph is the SavedModel's function with its variables as constants.
     assert formats.loc["frozen_model.pb", "min_iou"] > 0.99
     assert (formats["compared"].dropna() == formats.loc["saved_model", "compared"]).all()
-    assert (formats["size_mib"] > 0).all()
+    onnx = workdir / f"models/{RUN}/export/model.onnx"
+    assert formats.loc["model.onnx", "size_bytes"] == onnx.stat().st_size
+    assert (formats["size_bytes"] > 0).all()

@@ -2,7 +2,7 @@
 
 Writes:
 
-    --formats          per exported file: its backend, size in MiB, and how its detections on
+    --formats          per exported file: its backend, size in bytes, and how its detections on
                        the first --num_images images match the SavedModel's: for each SavedModel
                        detection scoring >= --min_score, the box of its class in this format
                        that overlaps it most (mean and lowest IoU, largest score difference)
@@ -99,7 +99,7 @@ def format_table(export_dir, metadata, images, min_score):
     rows = []
     for name in metadata["files"]:
         path = export_dir / name
-        row = {"file": name, "size_mib": size_bytes(path) / 2**20}
+        row = {"file": name, "size_bytes": size_bytes(path)}
         if name.endswith((".pb", ".tflite", ".onnx")) or name == EXPORT_DEFAULT:
             backend = load_backend(path)
             row.update(
