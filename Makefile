@@ -5,7 +5,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= all
-TARGET ?= frozen_model
+TARGET ?= all
 BIN = $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+	$(BIN)/snakemake --cores $(CORES) --show-failed-logs $(TARGET)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest

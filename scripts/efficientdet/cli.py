@@ -26,9 +26,12 @@ COMMANDS = {
     "dataset_stats": ("data", "per-class counts, objects per image and box sizes"),
     "inspect": ("data", "draw boxes read back from TFRecords on sample images"),
     "train": ("train", "train an EfficientDet"),
+    "inspect_pipeline": ("train", "draw examples after the run's augmentation or eval resize"),
+    "training_curves": ("train", "plot a run's losses and learning rate against the step"),
     "evaluate_checkpoint": ("evaluate", "COCO and VOC evaluation of one checkpoint"),
     "evaluate": ("evaluate", "gather per-checkpoint evaluations into one table and plot"),
     "export": ("export", "SavedModel, frozen graph, TFLite and ONNX from a checkpoint"),
+    "export_report": ("export", "file sizes and agreement of the exported formats"),
     "infer": ("infer", "detect objects in images with any exported backend"),
 }
 

@@ -147,6 +147,19 @@ class RunFiles:
         return self.eval_dir / "metrics.png"
 
     @property
+    def training_curves(self):
+        return self.results / "training_curves.png"
+
+    def inspect_pipeline(self, view):
+        """Examples drawn from the input pipeline: view "train" (augmented) or "eval"."""
+        return self.results / "inspect_pipeline" / view
+
+    @property
+    def export_report(self):
+        """What the report shows of the export: formats, PR curves, per-class AP."""
+        return self.results / "export"
+
+    @property
     def predictions(self):
         return self.results / "predictions"
 

@@ -1,8 +1,11 @@
 import importlib.util
+import itertools
 import json
 import math
+import os
 import re
 import shlex
+import sys
 import urllib.parse
 
 import yaml
@@ -21,7 +24,6 @@ DATA = DatasetFiles.named(DATASET)
 # A training run: models/{RUN}/ holds its state, results/{RUN}/ what is made from it.
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 RUN_FILES = RunFiles.named(RUN)
-
 
 
 # Data stage (rules/data.smk)
@@ -231,3 +233,39 @@ def infer_images_option(wildcards, input):
     if INFER_CONFIG["images"]:
         return f"--images={shlex.quote(INFER_CONFIG['images'])}"
     return f"--images={shlex.quote(input.list)} --image_root={shlex.quote(input.root)}"
+
+
+# The default target (Snakefile): everything a run makes, per stage. `snakemake --report` asks
+# for the same target; it reports only the stages whose files are all there, so a run that
+# stopped early (e.g. training failed) still reports its data stage.
+
+REPORTING = any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
+
+
+def stage_outputs(wildcards):
+    """{stage: the files it ends with}, as the report's categories."""
+    return {
+        "Data": [
+            *rules.index.output,
+            *rules.ground_truth.output,
+            *rules.dataset_stats.output,
+            *rules.inspect.output,
+        ],
+        "Training": [*rules.training_curves.output, *rules.inspect_pipeline.output],
+        "Evaluation": rules.evaluate.output,
+        "Export": rules.export_report.output,
+        "Predictions": rules.infer.output,
+    }
+
+
+def default_targets(wildcards):
+    stages = stage_outputs(wildcards)
+    if not REPORTING:
+        return [*tfrecord_shards(wildcards), *itertools.chain(*stages.values())]
+    done = [files for files in stages.values() if all(map(os.path.exists, files))]
+    if not done:
+        raise WorkflowError(
+            "nothing to report yet: run the workflow first (`snakemake --cores all`), then "
+            "`snakemake --report report.html`"
+        )
+    return list(itertools.chain(*done))

@@ -1,6 +1,7 @@
 # The data stage: dataset archive -> validated table -> train/val split -> TFRecord shards,
 # COCO ground truth, statistics and a visual check of the records.
 
+
 rule download:
     input:
         dataset_source,
@@ -10,9 +11,9 @@ rule download:
         f"logs/{DATASET}/download/{{archive}}.log",
     wildcard_constraints:
         archive="|".join(map(re.escape, ARCHIVES)),
+    localrule: True
     params:
         sha256=sha256_option,
-    localrule: True
     shell:
         "efficientdet download --source {input:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
 
@@ -24,11 +25,11 @@ rule unpack:
         directory(DATA.voc),
     log:
         f"logs/{DATASET}/unpack.log",
-    params:
-        max_gb=DATASET_CONFIG["max_unpacked_gb"],
     resources:
         mem_mb=1000,
         runtime=60,
+    params:
+        max_gb=DATASET_CONFIG["max_unpacked_gb"],
     shell:
         "efficientdet unpack --archive {input:q} --output {output:q} --max_gb {params.max_gb}"
         " > {log:q} 2>&1"
@@ -40,16 +41,21 @@ rule index:
     output:
         annotations=DATA.annotations,
         label_map=DATA.label_map,
-        report=DATA.validation_report,
+        report=report(
+            DATA.validation_report,
+            caption="../report/validation_report.rst",
+            category="Data",
+            subcategory="Validation",
+        ),
     log:
         f"logs/{DATASET}/index.log",
-    params:
-        label_map=json.dumps(dataset_label_map()),
-        split_lists=split_lists_option,
     threads: 4
     resources:
         mem_mb=2000,
         runtime=120,
+    params:
+        label_map=json.dumps(dataset_label_map()),
+        split_lists=split_lists_option,
     shell:
         "efficientdet index --voc {input:q} --label_map {params.label_map:q} --threads {threads}"
         " --annotations {output.annotations:q} --label_map_output {output.label_map:q}"
@@ -118,18 +124,24 @@ rule dataset_stats:
     output:
         expand(
             DATA.stats / "{name}",
-            name=(
-                "class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml",
-                "class_counts.png", "objects_per_image.png", "box_sizes.png",
+            name=("class_counts.csv", "objects_per_image.csv", "box_sizes.csv", "summary.yaml"),
+        ),
+        plots=report(
+            expand(
+                DATA.stats / "{name}.png",
+                name=("class_counts", "objects_per_image", "box_sizes"),
             ),
+            caption="../report/dataset_stats.rst",
+            category="Data",
+            subcategory="Statistics",
         ),
     log:
         f"logs/{DATASET}/dataset_stats.log",
-    params:
-        folder=DATA.stats,
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "efficientdet dataset_stats --annotations {input.annotations:q}"
         " --label_map {input.label_map:q} --train {input.train:q} --val {input.val:q}"
@@ -141,8 +153,20 @@ rule inspect:
         train=lambda wildcards: split_shards("train"),
         val=lambda wildcards: split_shards("val"),
     output:
-        train=directory(DATA.inspect("train")),
-        val=directory(DATA.inspect("val")),
+        train=report(
+            directory(DATA.inspect("train")),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect.rst",
+            category="Data",
+            subcategory="Records: train split",
+        ),
+        val=report(
+            directory(DATA.inspect("val")),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect.rst",
+            category="Data",
+            subcategory="Records: val split",
+        ),
     log:
         f"logs/{DATASET}/inspect.log",
     params:

@@ -7,6 +7,7 @@
 # only the new checkpoints are evaluated. Checkpoints deleted since (keep-last-N) are simply
 # no longer inputs; their evaluations stay in the folder and in metrics.csv.
 
+
 rule evaluate_checkpoint:
     input:
         checkpoint=f"{RUN_FILES.checkpoint('{step}')}.index",
@@ -19,18 +20,18 @@ rule evaluate_checkpoint:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:
         step=r"\d+",
-    params:
-        checkpoint=lambda wildcards: RUN_FILES.checkpoint(wildcards.step),
-        pattern=lambda wildcards: split_file_pattern("val"),
-        model_name=config["model"]["name"],
-        batch_size=config["train"]["batch_size"],
-        samples=eval_samples_option,
-        tensorboard=RUN_FILES.tensorboard / "validation",
     threads: 4
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    params:
+        checkpoint=lambda wildcards, input: input.checkpoint.removesuffix(".index"),
+        pattern=lambda wildcards: split_file_pattern("val"),
+        model_name=config["model"]["name"],
+        batch_size=config["train"]["batch_size"],
+        samples=eval_samples_option,
+        tensorboard=RUN_FILES.tensorboard / "validation",
     shell:
         "efficientdet evaluate_checkpoint --checkpoint={params.checkpoint:q}"
         " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"
@@ -44,14 +45,24 @@ rule evaluate:
     input:
         checkpoint_evaluations,
     output:
-        table=RUN_FILES.metrics_table,
-        plot=RUN_FILES.metrics_plot,
+        table=report(
+            RUN_FILES.metrics_table,
+            caption="../report/metrics_table.rst",
+            category="Evaluation",
+            subcategory="All checkpoints",
+        ),
+        plot=report(
+            RUN_FILES.metrics_plot,
+            caption="../report/metrics_plot.rst",
+            category="Evaluation",
+            subcategory="All checkpoints",
+        ),
     log:
         f"logs/{RUN}/evaluate.log",
-    params:
-        folder=RUN_FILES.eval_dir,
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output.table),
     shell:
         "efficientdet evaluate --eval_dir={params.folder:q} --output={output.table:q}"
         " --plot={output.plot:q} > {log:q} 2>&1"

@@ -4,6 +4,7 @@
 # the COCO metrics of the exported checkpoint, so that checkpoint is evaluated first ("best"
 # evaluates them all).
 
+
 rule export:
     input:
         done=RUN_FILES.done,
@@ -11,24 +12,67 @@ rule export:
         label_map=DATA.label_map,
         calibration=lambda wildcards: split_shards("train"),
     output:
-        directory(RUN_FILES.export),
+        report(
+            directory(RUN_FILES.export),
+            patterns=["{name}.json"],
+            caption="../report/export_metadata.rst",
+            category="Export",
+        ),
     log:
         f"logs/{RUN}/export.log",
-    params:
-        run_dir=RUN_FILES.model_dir,
-        select=EXPORT_CONFIG["checkpoint"],
-        eval_dir=RUN_FILES.eval_dir,
-        calibration=lambda wildcards: split_file_pattern("train"),
-        calibration_images=EXPORT_CONFIG["calibration_images"],
-        run=RUN,
     threads: 4
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        select=EXPORT_CONFIG["checkpoint"],
+        eval_dir=RUN_FILES.eval_dir,
+        calibration=lambda wildcards: split_file_pattern("train"),
+        calibration_images=EXPORT_CONFIG["calibration_images"],
+        run=RUN,
     shell:
         "efficientdet export --checkpoint={params.run_dir:q} --select={params.select}"
         " --eval_dir={params.eval_dir:q} --label_map={input.label_map:q}"
         " --calibration_file_pattern={params.calibration:q}"
         " --calibration_images={params.calibration_images} --run={params.run:q}"
         " --output_dir={output:q} > {log:q} 2>&1"
+
+
+rule export_report:
+    input:
+        unpack(infer_images),
+        export=rules.export.output[0],
+    output:
+        formats=report(
+            RUN_FILES.export_report / "formats.csv",
+            caption="../report/formats.rst",
+            category="Export",
+        ),
+        pr_curves=report(
+            RUN_FILES.export_report / "pr_curves.png",
+            caption="../report/pr_curves.rst",
+            category="Evaluation",
+            subcategory="Exported checkpoint",
+        ),
+        per_class=report(
+            RUN_FILES.export_report / "per_class_ap.csv",
+            caption="../report/per_class_ap.rst",
+            category="Evaluation",
+            subcategory="Exported checkpoint",
+        ),
+    log:
+        f"logs/{RUN}/export_report.log",
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        images=infer_images_option,
+        eval_dir=RUN_FILES.eval_dir,
+        min_score=INFER_CONFIG["min_score"],
+    shell:
+        "efficientdet export_report --export_dir={input.export:q} {params.images}"
+        " --eval_dir={params.eval_dir:q} --min_score={params.min_score} --formats={output.formats:q}"
+        " --pr_curves={output.pr_curves:q} --per_class={output.per_class:q} > {log:q} 2>&1"

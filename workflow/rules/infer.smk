@@ -2,23 +2,29 @@
 # the validation images, into results/{RUN}/predictions/: annotated images, detections.csv and
 # detections.json.
 
+
 rule infer:
     input:
         unpack(infer_images),
         export=rules.export.output[0],
     output:
-        directory(RUN_FILES.predictions),
+        report(
+            directory(RUN_FILES.predictions),
+            patterns=["images/{image}", "{table}.csv"],
+            caption="../report/predictions.rst",
+            category="Predictions",
+        ),
     log:
         f"logs/{RUN}/infer.log",
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         model=lambda wildcards, input: f"{input.export}/{EXPORTED_FILES[INFER_CONFIG['backend']]}",
         images=infer_images_option,
         min_score=INFER_CONFIG["min_score"],
         batch_size=INFER_CONFIG["batch_size"],
-    threads: 4
-    resources:
-        mem_mb=4000,
-        runtime=60,
     shell:
         "efficientdet infer --model={params.model:q} {params.images}"
         " --min_score={params.min_score} --batch_size={params.batch_size}"

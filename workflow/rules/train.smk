@@ -6,6 +6,7 @@
 # train.epochs changes the job's parameters, so Snakemake reruns it and training continues.
 # `train` is a Snakemake checkpoint: evaluation lists models/{RUN}/checkpoints/ once it is done.
 
+
 checkpoint train:
     input:
         shards=tfrecord_shards,
@@ -13,18 +14,79 @@ checkpoint train:
         stats=DATA.stats_summary,
         hparams=hparams_file,
     output:
-        RUN_FILES.done,
+        report(
+            RUN_FILES.done,
+            caption="../report/train_done.rst",
+            category="Training",
+        ),
     log:
         f"logs/{RUN}/train.log",
-    params:
-        flags=train_flags,
-        model_dir=RUN_FILES.model_dir,
     threads: 8
     resources:
         mem_mb=16000,
         runtime=1440,
         gpu=1,
+    params:
+        flags=train_flags,
+        model_dir=RUN_FILES.model_dir,
     shell:
         "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
         " --done={output:q} > {log:q} 2>&1"
+
+
+rule training_curves:
+    input:
+        rules.train.output[0],
+    output:
+        report(
+            RUN_FILES.training_curves,
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+    log:
+        f"logs/{RUN}/training_curves.log",
+    localrule: True
+    params:
+        history=RUN_FILES.history,
+    shell:
+        "efficientdet training_curves --history={params.history:q} --output={output:q} > {log:q} 2>&1"
+
+
+rule inspect_pipeline:
+    input:
+        done=rules.train.output[0],
+        train=lambda wildcards: split_shards("train"),
+        val=lambda wildcards: split_shards("val"),
+    output:
+        train=report(
+            directory(RUN_FILES.inspect_pipeline("train")),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect_pipeline.rst",
+            category="Data",
+            subcategory="Pipeline: train view (augmented)",
+        ),
+        eval=report(
+            directory(RUN_FILES.inspect_pipeline("eval")),
+            patterns=["{image}.jpg"],
+            caption="../report/inspect_pipeline.rst",
+            category="Data",
+            subcategory="Pipeline: eval view",
+        ),
+    log:
+        f"logs/{RUN}/inspect_pipeline.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        description=RUN_FILES.description,
+        train=lambda wildcards: split_file_pattern("train"),
+        val=lambda wildcards: split_file_pattern("val"),
+        images=DATASET_CONFIG["inspect_images"],
+    shell:
+        "(efficientdet inspect_pipeline --model_description={params.description:q}"
+        " --file_pattern={params.train:q} --view=train --num_images={params.images}"
+        " --output={output.train:q}"
+        " && efficientdet inspect_pipeline --model_description={params.description:q}"
+        " --file_pattern={params.val:q} --view=eval --num_images={params.images}"
+        " --output={output.eval:q}) > {log:q} 2>&1"
