@@ -7,6 +7,7 @@ import re
 import shlex
 import sys
 import urllib.parse
+from pathlib import PurePosixPath
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -51,7 +52,7 @@ def dataset_archives():
     for entry in entries:
         parts = urllib.parse.urlsplit(entry["url"])
         path = urllib.parse.unquote(parts.path) if parts.scheme else entry["url"]
-        name = path.rstrip("/").rsplit("/", 1)[-1]
+        name = PurePosixPath(path).name
         if not name:
             raise WorkflowError(f"dataset.url {entry['url']}: no file name at its end")
         if name in archives:
@@ -68,7 +69,7 @@ ARCHIVE_FILES = [f"resources/datasets/{DATASET}/{name}" for name in ARCHIVES]
 
 
 def dataset_source(wildcards):
-    """The archive as a rule input: a storage object for remote URLs, else a path."""
+    """The archive that `download` reads: a storage object for remote URLs, else a path."""
     url = ARCHIVES[wildcards.archive][0]
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
