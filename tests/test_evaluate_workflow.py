@@ -2,21 +2,14 @@
 checkpoints harmless. Checkpoints are written directly (no training) to stay fast."""
 
 import json
-import re
 
 import pandas as pd
 import yaml
 
-from conftest import run_snakemake
+from conftest import planned_jobs, run_snakemake
 from evaluate_helpers import FakeRun
 
 RUN = "sample-efficientdet-d0"
-
-
-def planned_jobs(result):
-    """{rule: count} from the job stats of a dry run."""
-    table = result.stdout.split("Job stats:", 1)[-1].split("total", 1)[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
 def test_only_new_checkpoints_are_evaluated(workdir):

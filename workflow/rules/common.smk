@@ -5,8 +5,12 @@ import os
 import shlex
 import urllib.parse
 
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from efficientdet.config import get_config
+from efficientdet.data.label_map import parse_label_map
 
 # Config validation, the names every rule file uses, and the input functions of the rule
 # files (one section each), so that rules/*.smk hold only rules.
@@ -17,6 +21,37 @@ DATASET = config["dataset"]["name"]
 DATA = f"results/{DATASET}"
 # A training run: models/{RUN}/ holds its state, results/{RUN}/ what is made from it.
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
+
+
+def check_same_run():
+    """Stops before any job when the config no longer fits models/{RUN}/, whichever target:
+    its checkpoints cannot be resumed, evaluated or exported as another model."""
+    recorded_file = f"models/{RUN}/model.yaml"
+    if not os.path.isfile(recorded_file):
+        return
+    with open(recorded_file, encoding="utf-8") as stream:
+        recorded = yaml.safe_load(stream) or {}
+    model = get_config(config["model"]["name"], image_size=config["model"]["image_size"])
+    wanted = {
+        "model.name": (recorded.get("model_name"), model.name),
+        "model.image_size": (recorded.get("image_size"), list(model.image_size)),
+    }
+    if config["dataset"]["label_map"]:
+        wanted["dataset.label_map"] = (
+            recorded.get("label_map"),
+            parse_label_map(config["dataset"]["label_map"], "dataset.label_map"),
+        )
+    for key, (trained, configured) in wanted.items():
+        if trained != configured:
+            raise WorkflowError(
+                f"{key}: models/{RUN}/ was trained with {trained}, not {configured} (see "
+                f"{recorded_file}); to start a new run beside it, give train.run a new name in "
+                f"the config (e.g. train: {{run: {RUN}-2}}), or delete models/{RUN}/ and "
+                f"results/{RUN}/"
+            )
+
+
+check_same_run()
 
 
 
@@ -101,7 +136,6 @@ def train_flags(wildcards):
         "batch_size": TRAIN_CONFIG["batch_size"],
         "num_epochs": TRAIN_CONFIG["epochs"],
         "num_examples_per_epoch": TRAIN_CONFIG["examples_per_epoch"],
-        "eval_samples": config["evaluate"]["max_samples"],
         "strategy": TRAIN_CONFIG["strategy"],
         "mixed_precision": TRAIN_CONFIG["mixed_precision"],
         "jit_compile": TRAIN_CONFIG["jit_compile"],
@@ -121,10 +155,19 @@ CHECKPOINT_DIR = f"models/{RUN}/checkpoints"
 EVALUATE_CONFIG = config["evaluate"]
 
 
-def checkpoint_evaluations(wildcards):
+def checkpoint_steps():
+    """Steps of the run's checkpoints on disk, once training is done."""
     checkpoints.train.get()
-    steps = glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step
-    return expand(f"{EVAL}/ckpt-{{step}}.json", step=sorted(set(steps), key=int))
+    return sorted({int(step) for step in glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step})
+
+
+def checkpoint_evaluations(wildcards):
+    """One evaluation per checkpoint on disk, plus those already made of checkpoints deleted
+    since (keep_checkpoints): the table shows them all, and a deletion leaves its inputs as
+    they were, so it never reruns."""
+    made = glob_wildcards(f"{EVAL}/ckpt-{{step,\\d+}}.json").step
+    steps = sorted(set(checkpoint_steps()) | {int(step) for step in made})
+    return expand(f"{EVAL}/ckpt-{{step}}.json", step=steps)
 
 
 def eval_samples_option(wildcards):
@@ -139,10 +182,9 @@ EXPORT_CONFIG = config["export"]
 
 def export_evaluations(wildcards):
     """The evaluations export needs: all of them for "best", the last checkpoint's for "last"."""
-    evaluations = checkpoint_evaluations(wildcards)
     if EXPORT_CONFIG["checkpoint"] == "best":
-        return evaluations
-    return evaluations[-1:]
+        return checkpoint_evaluations(wildcards)
+    return expand(f"{EVAL}/ckpt-{{step}}.json", step=checkpoint_steps()[-1:])
 
 
 # Inference (rules/infer.smk)
