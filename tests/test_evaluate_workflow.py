@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 
 from conftest import planned_jobs, run_snakemake
-from evaluate_helpers import FakeRun
+from evaluate_helpers import IMAGE_SIZE, FakeRun
 
 RUN = "sample-efficientdet-d0"
 
@@ -16,6 +16,7 @@ def test_only_new_checkpoints_are_evaluated(workdir):
     config_file = workdir / "config" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["evaluate"]["max_samples"] = 4
+    config["model"]["image_size"] = IMAGE_SIZE  # the run's, as recorded by FakeRun
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(workdir, "tfrecords", "results/sample/stats/summary.yaml")
     label_map = yaml.safe_load((workdir / "results/sample/label_map.yaml").read_text())

@@ -54,7 +54,6 @@ def check_same_run():
 check_same_run()
 
 
-
 # Data stage (rules/data.smk)
 # split_shards(split) lists the shard files of a split (the count follows from the split
 # checkpoint); tfrecord_shards(wildcards) lists both splits. Read shards through them rather
@@ -158,7 +157,8 @@ EVALUATE_CONFIG = config["evaluate"]
 def checkpoint_steps():
     """Steps of the run's checkpoints on disk, once training is done."""
     checkpoints.train.get()
-    return sorted({int(step) for step in glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step})
+    steps = glob_wildcards(f"{CHECKPOINT_DIR}/ckpt-{{step,\\d+}}.index").step
+    return sorted({int(step) for step in steps})
 
 
 def checkpoint_evaluations(wildcards):
