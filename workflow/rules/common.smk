@@ -208,7 +208,8 @@ def infer_images(wildcards):
     return {"list": f"{DATA}/splits/val.txt", "root": f"{DATA}/voc"}
 
 
-def infer_images_option(wildcards, input):
+def infer_images_option(wildcards):
     if INFER_CONFIG["images"]:
         return f"--images={shlex.quote(INFER_CONFIG['images'])}"
-    return f"--images={shlex.quote(input.list)} --image_root={shlex.quote(input.root)}"
+    default = infer_images(wildcards)
+    return f"--images={shlex.quote(default['list'])} --image_root={shlex.quote(default['root'])}"
