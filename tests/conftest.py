@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def run_snakemake(workdir, *args, timeout=900, check=True):
             f"{result.stdout[-5000:]}\n{result.stderr[-10000:]}"
         )
     return result
+
+
+def planned_jobs(result):
+    """{rule: count} from the job stats of a dry run ({} for "Nothing to be done")."""
+    table = result.stdout.split("Job stats:", 1)[-1].split("total", 1)[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
 def run_cli(*args, check=True, timeout=900):

@@ -2,27 +2,21 @@
 checkpoints harmless. Checkpoints are written directly (no training) to stay fast."""
 
 import json
-import re
 
 import pandas as pd
 import yaml
 
-from conftest import run_snakemake
-from evaluate_helpers import FakeRun
+from conftest import planned_jobs, run_snakemake
+from evaluate_helpers import IMAGE_SIZE, FakeRun
 
 RUN = "sample-efficientdet-d0"
-
-
-def planned_jobs(result):
-    """{rule: count} from the job stats of a dry run."""
-    table = result.stdout.split("Job stats:", 1)[-1].split("total", 1)[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
 def test_only_new_checkpoints_are_evaluated(workdir):
     config_file = workdir / "config" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["evaluate"]["max_samples"] = 4
+    config["model"]["image_size"] = IMAGE_SIZE  # the run's, as recorded by FakeRun
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(workdir, "tfrecords", "results/sample/stats/summary.yaml")
     label_map = yaml.safe_load((workdir / "results/sample/label_map.yaml").read_text())

@@ -20,6 +20,7 @@ SHARD_NAME = "{split}-{shard}-of-{num_shards}.tfrecord"
 CHECKPOINT_NAME = "ckpt-{step}"
 EVALUATION_NAME = "ckpt-{step}.json"
 _CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")
+_EVALUATION = re.compile(r"ckpt-(\d+)\.json")
 
 
 def shard_name(split, index, count):
@@ -138,6 +139,10 @@ class RunFiles:
     def evaluation(self, step):
         return self.eval_dir / EVALUATION_NAME.format(step=step)
 
+    def evaluated_steps(self):
+        """Steps of the evaluations made so far, also of checkpoints deleted since."""
+        return _steps(self.eval_dir, _EVALUATION)
+
     @property
     def metrics_table(self):
         return self.eval_dir / "metrics.csv"
@@ -166,11 +171,15 @@ class RunFiles:
 
 def checkpoint_steps(folder):
     """Steps of the ckpt-{step} checkpoints in `folder`, in order (each has its .index file)."""
+    return _steps(folder, _CHECKPOINT_INDEX)
+
+
+def _steps(folder, pattern):
     folder = Path(folder)
     if not folder.is_dir():
         return []
     names = (path.name for path in folder.iterdir())
-    return sorted(int(match.group(1)) for match in map(_CHECKPOINT_INDEX.fullmatch, names) if match)
+    return sorted(int(match.group(1)) for match in map(pattern.fullmatch, names) if match)
 
 
 def run_of_checkpoint(prefix):

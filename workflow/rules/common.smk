@@ -13,6 +13,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from efficientdet.config import get_config
+from efficientdet.automl_hparams import label_map_from
 from efficientdet.layout import SHARD_NAME, DatasetFiles, RunFiles
 
 # Config validation, the names every rule file uses, and the input functions of the rule
@@ -25,6 +27,37 @@ DATA = DatasetFiles.named(DATASET)
 # A training run: models/{RUN}/ holds its state, results/{RUN}/ what is made from it.
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 RUN_FILES = RunFiles.named(RUN)
+
+
+def check_same_run():
+    """Stops before any job when the config no longer fits models/{RUN}/, whichever target:
+    its checkpoints cannot be resumed, evaluated or exported as another model."""
+    recorded_file = RUN_FILES.description
+    if not recorded_file.is_file():
+        return
+    with open(recorded_file, encoding="utf-8") as stream:
+        recorded = yaml.safe_load(stream) or {}
+    model = get_config(config["model"]["name"], image_size=config["model"]["image_size"])
+    wanted = {
+        "model.name": (recorded.get("model_name"), model.name),
+        "model.image_size": (recorded.get("image_size"), list(model.image_size)),
+    }
+    if config["dataset"]["label_map"]:
+        wanted["dataset.label_map"] = (
+            recorded.get("label_map"),
+            label_map_from(config["dataset"]["label_map"], "dataset.label_map"),
+        )
+    for key, (trained, configured) in wanted.items():
+        if trained != configured:
+            raise WorkflowError(
+                f"{key}: {RUN_FILES.model_dir}/ was trained with {trained}, not {configured} "
+                f"(see {recorded_file}); to start a new run beside it, give train.run a new name "
+                f"in the config (e.g. train: {{run: {RUN}-2}}), or delete {RUN_FILES.model_dir}/ "
+                f"and {RUN_FILES.results}/"
+            )
+
+
+check_same_run()
 
 
 # Data stage (rules/data.smk)
@@ -168,7 +201,6 @@ def train_flags(wildcards):
         "batch_size": TRAIN_CONFIG["batch_size"],
         "num_epochs": TRAIN_CONFIG["epochs"],
         "num_examples_per_epoch": TRAIN_CONFIG["examples_per_epoch"],
-        "eval_samples": config["evaluate"]["max_samples"],
         "strategy": TRAIN_CONFIG["strategy"],
         "mixed_precision": TRAIN_CONFIG["mixed_precision"],
         "jit_compile": TRAIN_CONFIG["jit_compile"],
@@ -186,9 +218,18 @@ def train_flags(wildcards):
 EVALUATE_CONFIG = config["evaluate"]
 
 
-def checkpoint_evaluations(wildcards):
+def checkpoint_steps():
+    """Steps of the run's checkpoints on disk, once training is done."""
     checkpoints.train.get()
-    return [RUN_FILES.evaluation(step) for step in RUN_FILES.checkpoint_steps()]
+    return RUN_FILES.checkpoint_steps()
+
+
+def checkpoint_evaluations(wildcards):
+    """One evaluation per checkpoint on disk, plus those already made of checkpoints deleted
+    since (keep_checkpoints): the table shows them all, and a deletion leaves its inputs as
+    they were, so it never reruns."""
+    steps = sorted(set(checkpoint_steps()) | set(RUN_FILES.evaluated_steps()))
+    return [RUN_FILES.evaluation(step) for step in steps]
 
 
 def eval_samples_option(wildcards):
@@ -203,10 +244,9 @@ EXPORT_CONFIG = config["export"]
 
 def export_evaluations(wildcards):
     """The evaluations export needs: all of them for "best", the last checkpoint's for "last"."""
-    evaluations = checkpoint_evaluations(wildcards)
     if EXPORT_CONFIG["checkpoint"] == "best":
-        return evaluations
-    return evaluations[-1:]
+        return checkpoint_evaluations(wildcards)
+    return [RUN_FILES.evaluation(step) for step in checkpoint_steps()[-1:]]
 
 
 # Inference (rules/infer.smk)
@@ -230,10 +270,11 @@ def infer_images(wildcards):
     return {"list": DATA.split_list("val"), "root": DATA.voc}
 
 
-def infer_images_option(wildcards, input):
+def infer_images_option(wildcards):
     if INFER_CONFIG["images"]:
         return f"--images={shlex.quote(INFER_CONFIG['images'])}"
-    return f"--images={shlex.quote(input.list)} --image_root={shlex.quote(input.root)}"
+    default = {name: shlex.quote(str(path)) for name, path in infer_images(wildcards).items()}
+    return f"--images={default['list']} --image_root={default['root']}"
 
 
 # The default target (Snakefile): everything a run makes, per stage. `snakemake --report` asks

@@ -4,8 +4,12 @@
 # failed or re-run jobs), so the evaluations to make are read from disk once `train` (a
 # Snakemake checkpoint) is done: every models/{run}/checkpoints/ckpt-{step}.index. Those that
 # already have results/{run}/eval/ckpt-{step}.json are up to date, so after training goes on
-# only the new checkpoints are evaluated. Checkpoints deleted since (keep-last-N) are simply
-# no longer inputs; their evaluations stay in the folder and in metrics.csv.
+# only the new checkpoints are evaluated. The evaluations of checkpoints deleted since
+# (keep-last-N) stay inputs of the table, as they stay in it.
+#
+# The table also names train.done.json itself: Snakemake decides whether a checkpoint job is
+# done before it knows that job's parameters (train's depend on the split checkpoint), so
+# through `checkpoints.train.get()` alone `snakemake evaluate` would miss a changed train.epochs.
 
 
 rule evaluate_checkpoint:
@@ -43,7 +47,8 @@ rule evaluate_checkpoint:
 
 rule evaluate:
     input:
-        checkpoint_evaluations,
+        done=RUN_FILES.done,
+        evaluations=checkpoint_evaluations,
     output:
         table=report(
             RUN_FILES.metrics_table,

@@ -21,7 +21,9 @@ rule infer:
         mem_mb=4000,
         runtime=60,
     params:
-        model=lambda wildcards, input: f"{input.export}/{EXPORTED_FILES[INFER_CONFIG['backend']]}",
+        # Spelled without `input`: Snakemake does not compare params computed from it, and a
+        # change of backend or images must rerun inference.
+        model=f"{rules.export.output[0]}/{EXPORTED_FILES[INFER_CONFIG['backend']]}",
         images=infer_images_option,
         min_score=INFER_CONFIG["min_score"],
         batch_size=INFER_CONFIG["batch_size"],
