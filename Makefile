@@ -1,14 +1,18 @@
 # Two commands on a fresh machine with Python 3.11:
 #   make run    set up .venv and run the main job on the bundled sample
 #   make test   set up .venv and run the test suite
+#   make profiles   link profiles/{local,slurm,cloud} where `snakemake --profile NAME` looks
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= all
 TARGET ?= frozen_model
 BIN = $(VENV)/bin
+# Snakemake finds `--profile NAME` in ./NAME, then in the user's and the site's config folders.
+PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+PROFILES = local slurm cloud
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test benchmark clean
+.PHONY: run test benchmark clean profiles
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +25,19 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+# Symbolic links, so that editing profiles/ changes what `--profile NAME` uses; a folder of that
+# name that is not such a link is the user's own profile and is left alone (an error).
+profiles:
+	mkdir -p $(PROFILE_HOME)
+	@for name in $(PROFILES); do \
+		target=$(PROFILE_HOME)/$$name; \
+		if [ -e $$target ] && [ ! -L $$target ]; then \
+			echo "$$target exists and is not a link to this project's profile: move it away" >&2; \
+			exit 1; \
+		fi; \
+		ln -sfn $(CURDIR)/profiles/$$name $$target && echo "$$target -> profiles/$$name"; \
+	done
 
 clean:
 	rm -rf results models logs .snakemake
