@@ -18,6 +18,14 @@ DATA = f"results/{DATASET}"
 # A training run: models/{RUN}/ holds its state, results/{RUN}/ what is made from it.
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 
+# Conda environments of the rules (--software-deployment-method conda), relative to rules/.
+# Their last pip line installs this checkout; pip reads its path from the environment.
+os.environ["EFFICIENTDET_SOURCE"] = os.path.dirname(workflow.basedir)
+DATA_ENV = "../../envs/data.yaml"
+MODEL_ENV = {"cpu": "../../envs/model.yaml", "cuda": "../../envs/model-cuda.yaml"}[
+    config["software"]["tensorflow"]
+]
+
 
 
 # Data stage (rules/data.smk)

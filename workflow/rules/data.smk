@@ -11,6 +11,8 @@ rule download:
     params:
         sha256=sha256_option,
     localrule: True
+    conda:
+        DATA_ENV
     shell:
         "efficientdet download --source {input:q} {params.sha256} --output {output:q} > {log:q} 2>&1"
 
@@ -27,6 +29,8 @@ rule unpack:
     resources:
         mem_mb=1000,
         runtime=60,
+    conda:
+        DATA_ENV
     shell:
         "efficientdet unpack --archive {input:q} --output {output:q} --max_gb {params.max_gb}"
         " > {log:q} 2>&1"
@@ -47,6 +51,8 @@ rule index:
     resources:
         mem_mb=2000,
         runtime=120,
+    conda:
+        DATA_ENV
     shell:
         "efficientdet index --voc {input:q} --label_map {params.label_map:q} --threads {threads}"
         " --annotations {output.annotations:q} --label_map_output {output.label_map:q}"
@@ -64,6 +70,8 @@ checkpoint split:
     params:
         train_fraction=DATASET_CONFIG["train_fraction"],
         seed=DATASET_CONFIG["seed"],
+    conda:
+        DATA_ENV
     shell:
         "efficientdet split --annotations {input:q} --train_fraction {params.train_fraction}"
         " --seed {params.seed} --train_output {output.train:q} --val_output {output.val:q}"
@@ -86,6 +94,8 @@ rule shard:
     resources:
         mem_mb=1000,
         runtime=30,
+    conda:
+        DATA_ENV
     shell:
         "efficientdet shard --annotations {input.annotations:q} --label_map {input.label_map:q}"
         " --split {input.split:q} --voc {input.voc:q} --shard_index {wildcards.shard}"
@@ -101,6 +111,8 @@ rule ground_truth:
         f"{DATA}/val_coco.json",
     log:
         f"logs/{DATASET}/ground_truth.log",
+    conda:
+        DATA_ENV
     shell:
         "efficientdet ground_truth --annotations {input.annotations:q}"
         " --label_map {input.label_map:q} --split {input.split:q} --output {output:q} > {log:q} 2>&1"
@@ -127,6 +139,8 @@ rule dataset_stats:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        DATA_ENV
     shell:
         "efficientdet dataset_stats --annotations {input.annotations:q}"
         " --label_map {input.label_map:q} --train {input.train:q} --val {input.val:q}"
@@ -144,6 +158,8 @@ rule inspect:
         f"logs/{DATASET}/inspect.log",
     params:
         images=DATASET_CONFIG["inspect_images"],
+    conda:
+        DATA_ENV
     shell:
         "(efficientdet inspect --tfrecords {input.train:q} --num_images {params.images}"
         " --output {output.train:q}"

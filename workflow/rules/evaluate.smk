@@ -31,6 +31,8 @@ rule evaluate_checkpoint:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    conda:
+        MODEL_ENV
     shell:
         "efficientdet evaluate_checkpoint --checkpoint={params.checkpoint:q}"
         " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"
@@ -52,6 +54,8 @@ rule evaluate:
         folder=lambda wildcards, output: os.path.dirname(output.table),
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
+    conda:
+        DATA_ENV
     shell:
         "efficientdet evaluate --eval_dir={params.folder:q} --output={output.table:q}"
         " --plot={output.plot:q} > {log:q} 2>&1"

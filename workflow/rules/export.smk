@@ -26,6 +26,8 @@ rule export:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    conda:
+        MODEL_ENV
     shell:
         "efficientdet export --checkpoint={params.run_dir:q} --select={params.select}"
         " --eval_dir={params.eval_dir:q} --label_map={input.label_map:q}"

@@ -19,6 +19,8 @@ rule infer:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        MODEL_ENV
     shell:
         "efficientdet infer --model={params.model:q} {params.images}"
         " --min_score={params.min_score} --batch_size={params.batch_size}"

@@ -24,6 +24,8 @@ checkpoint train:
         mem_mb=16000,
         runtime=1440,
         gpu=1,
+    conda:
+        MODEL_ENV
     shell:
         "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
