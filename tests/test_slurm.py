@@ -2,13 +2,17 @@
 given a GPU. CI starts a one-node cluster with a fake GPU first (`.ci/local_slurm.sh start`, in
 .ci/run); without a cluster this module fails under CI=true and is skipped elsewhere."""
 
+import json
 import os
 import shutil
 import subprocess
+import time
 
+import pandas as pd
 import pytest
+import yaml
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, run_snakemake
 
 CLUSTER_SCRIPT = ".ci/local_slurm.sh"
 SNAKEMAKE_SECONDS = 240
@@ -58,9 +62,10 @@ def node_cpus():
     return cpus
 
 
-def _run_on_slurm(workdir, snakefile, *targets, max_threads):
-    command = [
-        "timeout", "-k", "30", str(SNAKEMAKE_SECONDS),
+def _slurm_command(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
+                   extra=()):
+    return [
+        "timeout", "-k", "30", str(seconds),
         str(BIN / "snakemake"),
         "--snakefile", str(snakefile),
         "--directory", str(workdir),
@@ -70,8 +75,15 @@ def _run_on_slurm(workdir, snakefile, *targets, max_threads):
         "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs",
         "--max-threads", str(max_threads),
+        *extra,
         *targets,
     ]
+
+
+def _run_on_slurm(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
+                  extra=()):
+    command = _slurm_command(workdir, snakefile, *targets, max_threads=max_threads,
+                             seconds=seconds, extra=extra)
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}; 124 = timed out):\n"
@@ -126,3 +138,122 @@ def test_data_stage_runs_as_slurm_jobs_and_gpu_rule_gets_a_gpu(workdir, node_cpu
     visible_devices, job_details = (workdir / "gpu_probe.txt").read_text().split("\n", 1)
     assert visible_devices == "0"
     assert "TresPerJob=gres:gpu:1" in job_details, "the rule's gpu=1 must reach sbatch as --gpus=1"
+
+
+# The whole workflow on SLURM: a tiny training run (2 steps per epoch).
+RUN = "sample-efficientdet-d0"
+GPU_RULES = {"train", "evaluate_checkpoint", "export"}
+TRAIN_SECONDS = 600
+
+
+def configure_tiny(workdir, **train):
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["model"].update(image_size=128, hparams={"learning_rate": 0.02, "lr_warmup_epoch": 0})
+    config["train"].update(batch_size=2, examples_per_epoch=4, mode="train", **train)
+    config["evaluate"]["max_samples"] = 4
+    config["export"]["calibration_images"] = 4
+    config["infer"]["batch_size"] = 2
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.slow
+def test_whole_dag_on_slurm_then_only_new_evaluations(workdir, node_cpus):
+    configure_tiny(workdir, epochs=2)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "predictions", "evaluate",
+                  max_threads=node_cpus, seconds=1500)
+    assert (workdir / "models" / RUN / "export" / "frozen_model.pb").is_file()
+    assert (workdir / "results" / RUN / "predictions" / "detections.csv").is_file()
+    assert sorted(path.name for path in (workdir / "results" / RUN / "eval").glob("ckpt-*.json")) \
+        == ["ckpt-2.json", "ckpt-4.json"]
+
+    jobs = _slurm_jobs(workdir)
+    shards = len(list((workdir / "results" / "sample" / "tfrecords").glob("*.tfrecord")))
+    # download and the metrics table are local rules; every other job went through sbatch.
+    assert sorted(jobs.values()) == sorted(
+        ["unpack", "index", "split", "ground_truth", "dataset_stats", "train", "export", "infer"]
+        + ["shard"] * shards + ["evaluate_checkpoint"] * 2
+    )
+    accounting = _accounting(jobs)
+    assert {state for _, state, _, _ in accounting.values()} == {"COMPLETED"}
+    for job_id, (*_, tres) in accounting.items():
+        assert ("gres/gpu=1" in tres) == (jobs[job_id] in GPU_RULES), (jobs[job_id], tres)
+
+    # One more epoch: training continues, and only its new checkpoint is evaluated.
+    configure_tiny(workdir, epochs=3)
+    before = set(jobs)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "predictions", "evaluate",
+                  max_threads=node_cpus, seconds=1200)
+    new_jobs = {job_id: rule for job_id, rule in _slurm_jobs(workdir).items()
+                if job_id not in before}
+    assert sorted(new_jobs.values()) == ["evaluate_checkpoint", "export", "infer", "train"]
+    evaluation_logs = (workdir / ".snakemake" / "slurm_logs" / "rule_evaluate_checkpoint")
+    new_evaluation = [path.parent.name for path in evaluation_logs.rglob("*.log")
+                      if path.stem in new_jobs]
+    assert new_evaluation == ["6"], "only ckpt-6 is new"
+
+
+def _prepare_training(workdir, **train):
+    """The data stage, run locally: these tests are about the train job."""
+    configure_tiny(workdir, **train)
+    run_snakemake(workdir, "tfrecords", "results/sample/stats/summary.yaml")
+
+
+@pytest.mark.slow
+def test_cancelled_training_fails_and_the_rerun_resumes(workdir, node_cpus):
+    _prepare_training(workdir, epochs=30)
+    checkpoints = workdir / "models" / RUN / "checkpoints"
+    snakemake = subprocess.Popen(
+        _slurm_command(workdir, REPO / "workflow" / "Snakefile", "train", "--retries", "0",
+                       max_threads=node_cpus, seconds=TRAIN_SECONDS),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + TRAIN_SECONDS
+        while not list(checkpoints.glob("ckpt-4.index")) and time.monotonic() < deadline:
+            assert snakemake.poll() is None, snakemake.stdout.read()[-5000:]
+            time.sleep(1)
+        (train_job,) = _slurm_jobs(workdir)
+        subprocess.run(["scancel", train_job], check=True, timeout=30)
+        epochs_begun = len(pd.read_csv(workdir / "models" / RUN / "history.csv")) + 1
+        output = snakemake.communicate(timeout=300)[0]
+    finally:
+        snakemake.kill()
+    assert snakemake.returncode != 0
+    assert "Error in rule train" in output and f"logs/{RUN}/train.log" in output
+    assert _accounting([train_job])[train_job][1].startswith("CANCELLED")
+    assert not (workdir / "results" / RUN / "train.done.json").exists()
+
+    latest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
+    configure_tiny(workdir, epochs=latest // 2 + 1)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "train", max_threads=node_cpus)
+    log = (workdir / "logs" / RUN / "train.log").read_text()
+    assert f"resuming from models/{RUN}/checkpoints/ckpt-{latest}" in log
+    epochs_lost = epochs_begun - latest // 2
+    print(f"scancel: {epochs_begun} epochs begun, resumed after epoch {latest // 2}: "
+          f"{epochs_lost} lost")
+    assert epochs_lost <= 1
+
+
+@pytest.mark.slow
+def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
+    _prepare_training(workdir, epochs=2, strategy="multi_worker")
+    # Two CPU tasks on the one node: srun starts them, SLURM's resolver finds the cluster.
+    _run_on_slurm(
+        workdir, REPO / "workflow" / "Snakefile", "train", max_threads=1,
+        extra=["--set-resources", "train:tasks=2", "train:mpi=srun", "train:gpu=0",
+               "train:mem_mb=6000"],
+    )
+    done = json.loads((workdir / "results" / RUN / "train.done.json").read_text())
+    assert done["global_step"] == 4
+    model_dir = workdir / "models" / RUN
+    assert (model_dir / "checkpoints" / "ckpt-4.index").is_file()
+    assert [path.name for path in model_dir.iterdir() if path.name.startswith(".")] == []
+    log = (workdir / "logs" / RUN / "train.log").read_text()
+    assert log.count("strategy multi_worker: 2 replicas") == 2, "two processes, one cluster"
+    (job_id,) = _slurm_jobs(workdir)
+    steps = subprocess.run(
+        ["sacct", "--noheader", "--parsable2", f"--jobs={job_id}", "--format=JobID,NTasks,State"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()
+    assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps), steps

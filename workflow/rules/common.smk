@@ -95,6 +95,13 @@ def hparams_file(wildcards):
     return [hparams] if isinstance(hparams, str) else []
 
 
+def train_launcher(wildcards, resources):
+    """`srun --ntasks=N` where a profile gives the train rule `mpi: srun` and `tasks: N`
+    (multi_worker training, one process per task), else nothing."""
+    launcher = resources.get("mpi")
+    return f"{launcher} --ntasks={resources.get('tasks', 1)}" if launcher else ""
+
+
 def train_flags(wildcards):
     """The flags of `efficientdet train` that the config sets."""
     hparams = MODEL_CONFIG["hparams"]

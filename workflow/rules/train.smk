@@ -18,6 +18,7 @@ checkpoint train:
         f"logs/{RUN}/train.log",
     params:
         flags=train_flags,
+        launcher=train_launcher,
         model_dir=f"models/{RUN}",
     threads: 8
     resources:
@@ -27,6 +28,6 @@ checkpoint train:
     conda:
         MODEL_ENV
     shell:
-        "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
+        "{params.launcher} efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
         " --done={output:q} > {log:q} 2>&1"
