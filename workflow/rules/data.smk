@@ -135,7 +135,8 @@ rule dataset_stats:
     log:
         f"logs/{DATASET}/dataset_stats.log",
     params:
-        folder=f"{DATA}/stats",
+        # From the output, which is a local copy's path under remote storage.
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
     resources:
         mem_mb=2000,
         runtime=30,
