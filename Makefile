@@ -5,6 +5,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= all
+# The extras `make` installs; the container image takes cpu,slurm,s3 (no test tools).
+EXTRAS ?= cpu,slurm,test
 TARGET ?= frozen_model
 BIN = $(VENV)/bin
 # Snakemake finds `--profile NAME` in ./NAME, then in the user's and the site's config folders.
@@ -12,13 +14,15 @@ PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 PROFILES = local slurm cloud
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test benchmark clean profiles
+.PHONY: setup run test benchmark clean profiles
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cpu,slurm,test]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
+
+setup: $(BIN)/.installed
 
 run: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(TARGET)
