@@ -215,10 +215,11 @@ def test_cancelled_training_fails_and_the_rerun_resumes(workdir, node_cpus):
             time.sleep(1)
         (train_job,) = _slurm_jobs(workdir)
         subprocess.run(["scancel", train_job], check=True, timeout=30)
-        epochs_begun = len(pd.read_csv(workdir / "models" / RUN / "history.csv")) + 1
         output = snakemake.communicate(timeout=300)[0]
     finally:
         snakemake.kill()
+    # Epochs logged by the killed job, plus the one it was in.
+    epochs_begun = len(pd.read_csv(workdir / "models" / RUN / "history.csv")) + 1
     assert snakemake.returncode != 0
     assert "Error in rule train" in output and f"logs/{RUN}/train.log" in output
     assert _accounting([train_job])[train_job][1].startswith("CANCELLED")
