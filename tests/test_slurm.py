@@ -75,8 +75,9 @@ def _slurm_command(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_
         "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs",
         "--max-threads", str(max_threads),
-        *extra,
         *targets,
+        # After the targets: options of several values would take them.
+        *extra,
     ]
 
 
@@ -258,3 +259,55 @@ def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.split()
     assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps), steps
+
+
+# Requests the cluster refuses, and jobs it kills.
+def _run_probe_on_slurm(workdir, *extra, seconds=SNAKEMAKE_SECONDS):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(GPU_PROBE_SNAKEFILE)
+    command = _slurm_command(workdir, snakefile, "gpu_probe", max_threads=1, seconds=seconds,
+                             extra=["--retries", "0", *extra])
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("request_, message", [
+    (["--default-resources", "slurm_partition=no_such_partition"], "invalid partition"),
+    (["--set-resources", "gpu_probe:gpu=8"], "Requested node configuration is not available"),
+])
+def test_a_request_the_cluster_refuses_fails_with_its_message(workdir, node_cpus, request_,
+                                                              message):
+    result = _run_probe_on_slurm(workdir, *request_)
+    assert result.returncode not in (0, 124), result.stderr[-3000:]
+    assert message in result.stdout + result.stderr
+    assert not (workdir / "gpu_probe.txt").exists()
+
+
+SLEEPER_SNAKEFILE = """\
+rule sleeper:
+    output:
+        "slept.txt",
+    log:
+        "logs/sleeper.log",
+    resources:
+        runtime=1,
+        mem_mb=200,
+    shell:
+        "sleep 600 && touch {output} 2> {log}"
+"""
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_time_limit_is_reported_with_its_log(workdir, node_cpus):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(SLEEPER_SNAKEFILE)
+    result = subprocess.run(
+        _slurm_command(workdir, snakefile, "sleeper", max_threads=1, seconds=400,
+                       extra=["--retries", "0"]),
+        capture_output=True, text=True,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode not in (0, 124), output[-3000:]
+    assert "TIMEOUT" in output
+    (job_log,) = (workdir / ".snakemake" / "slurm_logs" / "rule_sleeper").glob("*.log")
+    assert str(job_log) in output, "the error names the job's log"
+    assert not (workdir / "slept.txt").exists()
