@@ -16,7 +16,10 @@ WORKDIR /opt/efficientdet
 # Dependencies first, so that a change of the code alone reuses the installed layer.
 COPY pyproject.toml README.md Makefile ./
 COPY scripts/efficientdet/__init__.py scripts/efficientdet/
-RUN PIP_NO_CACHE_DIR=1 make setup VENV=/opt/venv PYTHON=python3 EXTRAS=cpu,slurm,s3
+# A CA bundle for pip where the build's egress needs one (.ci/container.sh passes it).
+ARG PIP_CERT=
+RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
+    && PIP_NO_CACHE_DIR=1 make setup VENV=/opt/venv PYTHON=python3 EXTRAS=cpu,slurm,s3
 COPY scripts/ scripts/
 COPY workflow/ workflow/
 COPY config/ config/

@@ -228,7 +228,8 @@ def test_cancelled_training_fails_and_the_rerun_resumes(workdir, node_cpus):
 
     latest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
     configure_tiny(workdir, epochs=latest // 2 + 1)
-    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "train", max_threads=node_cpus)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "train", max_threads=node_cpus,
+                  seconds=TRAIN_SECONDS)
     log = (workdir / "logs" / RUN / "train.log").read_text()
     assert f"resuming from models/{RUN}/checkpoints/ckpt-{latest}" in log
     epochs_lost = epochs_begun - latest // 2
@@ -242,7 +243,7 @@ def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
     _prepare_training(workdir, epochs=2, strategy="multi_worker")
     # Two CPU tasks on the one node: srun starts them, SLURM's resolver finds the cluster.
     _run_on_slurm(
-        workdir, REPO / "workflow" / "Snakefile", "train", max_threads=1,
+        workdir, REPO / "workflow" / "Snakefile", "train", max_threads=1, seconds=TRAIN_SECONDS,
         extra=["--set-resources", "train:tasks=2", "train:mpi=srun", "train:gpu=0",
                "train:mem_mb=6000"],
     )
