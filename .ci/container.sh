@@ -56,6 +56,6 @@ train: {epochs: 1, batch_size: 2, examples_per_epoch: 4, mode: train}
 YAML
 start=$SECONDS
 "${PODMAN[@]}" run "${LIMITS[@]}" --rm --network=none -v "$WORKDIR:/work" -w /work "$IMAGE" \
-  snakemake --snakefile /opt/efficientdet/workflow/Snakefile --cores 2 \
-  --configfile config/tiny.yaml train
+  snakemake train --snakefile /opt/efficientdet/workflow/Snakefile --cores 2 \
+  --configfile config/tiny.yaml
 log "data stage and one epoch in the image: $((SECONDS - start)) s; results in $WORKDIR"
