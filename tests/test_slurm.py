@@ -5,6 +5,7 @@ given a GPU. CI starts a one-node cluster with a fake GPU first (`.ci/local_slur
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -200,31 +201,39 @@ def _prepare_training(workdir, **train):
     run_snakemake(workdir, "tfrecords", "results/sample/stats/summary.yaml")
 
 
+def _wait_for_state(job_id, prefix, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not _accounting([job_id]).get(job_id, ("", ""))[1].startswith(prefix):
+        assert time.monotonic() < deadline, f"job {job_id} never {prefix}"
+        time.sleep(1)
+
+
 @pytest.mark.slow
-def test_cancelled_training_fails_and_the_rerun_resumes(workdir, node_cpus):
+def test_cancelled_training_resumes_from_its_last_checkpoint(workdir, node_cpus):
     _prepare_training(workdir, epochs=30)
     checkpoints = workdir / "models" / RUN / "checkpoints"
-    snakemake = subprocess.Popen(
-        _slurm_command(workdir, REPO / "workflow" / "Snakefile", "train", "--retries", "0",
-                       max_threads=node_cpus, seconds=TRAIN_SECONDS),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log_file = workdir.parent / f"{workdir.name}.out"
+    with open(log_file, "w") as output:
+        snakemake = subprocess.Popen(
+            _slurm_command(workdir, REPO / "workflow" / "Snakefile", "train", "--retries", "0",
+                           max_threads=node_cpus, seconds=TRAIN_SECONDS),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + TRAIN_SECONDS
         while not list(checkpoints.glob("ckpt-4.index")) and time.monotonic() < deadline:
-            assert snakemake.poll() is None, snakemake.stdout.read()[-5000:]
+            assert snakemake.poll() is None, log_file.read_text()[-5000:]
             time.sleep(1)
         (train_job,) = _slurm_jobs(workdir)
         subprocess.run(["scancel", train_job], check=True, timeout=30)
-        output = snakemake.communicate(timeout=300)[0]
+        _wait_for_state(train_job, "CANCELLED")
     finally:
-        snakemake.kill()
+        # The plugin does not notice the cancel (see the test below): stop it as a user would.
+        snakemake.send_signal(signal.SIGINT)
+        snakemake.wait(timeout=120)
+    assert not (workdir / "results" / RUN / "train.done.json").exists()
     # Epochs logged by the killed job, plus the one it was in.
     epochs_begun = len(pd.read_csv(workdir / "models" / RUN / "history.csv")) + 1
-    assert snakemake.returncode != 0
-    assert "Error in rule train" in output and f"logs/{RUN}/train.log" in output
-    assert _accounting([train_job])[train_job][1].startswith("CANCELLED")
-    assert not (workdir / "results" / RUN / "train.done.json").exists()
 
     latest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
     configure_tiny(workdir, epochs=latest // 2 + 1)
@@ -236,6 +245,47 @@ def test_cancelled_training_fails_and_the_rerun_resumes(workdir, node_cpus):
     print(f"scancel: {epochs_begun} epochs begun, resumed after epoch {latest // 2}: "
           f"{epochs_lost} lost")
     assert epochs_lost <= 1
+
+
+SLEEPER_SNAKEFILE = """\
+rule sleeper:
+    output:
+        "slept.txt",
+    log:
+        "logs/sleeper.log",
+    resources:
+        runtime={runtime},
+        mem_mb=200,
+    shell:
+        "sleep 600 && touch {{output}} 2> {{log}}"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "snakemake-executor-plugin-slurm 2.8.0 compares sacct's 'CANCELLED by <uid>' with "
+    "'CANCELLED' and waits on a scancel'ed job for ever"))
+def test_a_cancelled_job_is_reported_as_failed(workdir, node_cpus):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=10))
+    with open(workdir.parent / f"{workdir.name}.out", "w") as output:
+        snakemake = subprocess.Popen(
+            _slurm_command(workdir, snakefile, "sleeper", "--retries", "0", max_threads=1,
+                           seconds=400),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not _slurm_jobs(workdir) and time.monotonic() < deadline:
+            time.sleep(1)
+        (job_id,) = _slurm_jobs(workdir)
+        subprocess.run(["scancel", job_id], check=True, timeout=30)
+        # The plugin polls at most every 180 s.
+        returncode = snakemake.wait(timeout=240)
+    finally:
+        snakemake.kill()
+    assert returncode not in (0, 124)
+    assert "CANCELLED" in (workdir.parent / f"{workdir.name}.out").read_text()
 
 
 @pytest.mark.slow
@@ -283,24 +333,10 @@ def test_a_request_the_cluster_refuses_fails_with_its_message(workdir, node_cpus
     assert not (workdir / "gpu_probe.txt").exists()
 
 
-SLEEPER_SNAKEFILE = """\
-rule sleeper:
-    output:
-        "slept.txt",
-    log:
-        "logs/sleeper.log",
-    resources:
-        runtime=1,
-        mem_mb=200,
-    shell:
-        "sleep 600 && touch {output} 2> {log}"
-"""
-
-
 @pytest.mark.slow
 def test_a_job_killed_at_its_time_limit_is_reported_with_its_log(workdir, node_cpus):
     snakefile = workdir / "Snakefile"
-    snakefile.write_text(SLEEPER_SNAKEFILE)
+    snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=1))
     result = subprocess.run(
         _slurm_command(workdir, snakefile, "sleeper", max_threads=1, seconds=400,
                        extra=["--retries", "0"]),
