@@ -2,13 +2,18 @@
 given a GPU. CI starts a one-node cluster with a fake GPU first (`.ci/local_slurm.sh start`, in
 .ci/run); without a cluster this module fails under CI=true and is skipped elsewhere."""
 
+import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 
+import pandas as pd
 import pytest
+import yaml
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, run_snakemake
 
 CLUSTER_SCRIPT = ".ci/local_slurm.sh"
 SNAKEMAKE_SECONDS = 240
@@ -58,9 +63,10 @@ def node_cpus():
     return cpus
 
 
-def _run_on_slurm(workdir, snakefile, *targets, max_threads):
-    command = [
-        "timeout", "-k", "30", str(SNAKEMAKE_SECONDS),
+def _slurm_command(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
+                   extra=()):
+    return [
+        "timeout", "-k", "30", str(seconds),
         str(BIN / "snakemake"),
         "--snakefile", str(snakefile),
         "--directory", str(workdir),
@@ -71,7 +77,15 @@ def _run_on_slurm(workdir, snakefile, *targets, max_threads):
         "--slurm-keep-successful-logs",
         "--max-threads", str(max_threads),
         *targets,
+        # After the targets: options of several values would take them.
+        *extra,
     ]
+
+
+def _run_on_slurm(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
+                  extra=()):
+    command = _slurm_command(workdir, snakefile, *targets, max_threads=max_threads,
+                             seconds=seconds, extra=extra)
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}; 124 = timed out):\n"
@@ -126,3 +140,211 @@ def test_data_stage_runs_as_slurm_jobs_and_gpu_rule_gets_a_gpu(workdir, node_cpu
     visible_devices, job_details = (workdir / "gpu_probe.txt").read_text().split("\n", 1)
     assert visible_devices == "0"
     assert "TresPerJob=gres:gpu:1" in job_details, "the rule's gpu=1 must reach sbatch as --gpus=1"
+
+
+# The whole workflow on SLURM: a tiny training run (2 steps per epoch).
+RUN = "sample-efficientdet-d0"
+GPU_RULES = {"train", "evaluate_checkpoint", "export"}
+TRAIN_SECONDS = 600
+
+
+def configure_tiny(workdir, **train):
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["model"].update(image_size=128, hparams={"learning_rate": 0.02, "lr_warmup_epoch": 0})
+    config["train"].update(batch_size=2, examples_per_epoch=4, mode="train", **train)
+    config["evaluate"]["max_samples"] = 4
+    config["export"]["calibration_images"] = 4
+    config["infer"]["batch_size"] = 2
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.long
+def test_whole_dag_on_slurm_then_only_new_evaluations(workdir, node_cpus):
+    configure_tiny(workdir, epochs=2)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "predictions", "evaluate",
+                  max_threads=node_cpus, seconds=1500)
+    assert (workdir / "models" / RUN / "export" / "frozen_model.pb").is_file()
+    assert (workdir / "results" / RUN / "predictions" / "detections.csv").is_file()
+    assert sorted(path.name for path in (workdir / "results" / RUN / "eval").glob("ckpt-*.json")) \
+        == ["ckpt-2.json", "ckpt-4.json"]
+
+    jobs = _slurm_jobs(workdir)
+    shards = len(list((workdir / "results" / "sample" / "tfrecords").glob("*.tfrecord")))
+    # download and the metrics table are local rules; every other job went through sbatch.
+    assert sorted(jobs.values()) == sorted(
+        ["unpack", "index", "split", "ground_truth", "dataset_stats", "train", "export", "infer"]
+        + ["shard"] * shards + ["evaluate_checkpoint"] * 2
+    )
+    accounting = _accounting(jobs)
+    assert {state for _, state, _, _ in accounting.values()} == {"COMPLETED"}
+    for job_id, (*_, tres) in accounting.items():
+        assert ("gres/gpu=1" in tres) == (jobs[job_id] in GPU_RULES), (jobs[job_id], tres)
+
+    # One more epoch: training continues, and only its new checkpoint is evaluated.
+    configure_tiny(workdir, epochs=3)
+    before = set(jobs)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "evaluate",
+                  max_threads=node_cpus, seconds=900)
+    new_jobs = {job_id: rule for job_id, rule in _slurm_jobs(workdir).items()
+                if job_id not in before}
+    assert sorted(new_jobs.values()) == ["evaluate_checkpoint", "train"]
+    evaluation_logs = (workdir / ".snakemake" / "slurm_logs" / "rule_evaluate_checkpoint")
+    new_evaluation = [path.parent.name for path in evaluation_logs.rglob("*.log")
+                      if path.stem in new_jobs]
+    assert new_evaluation == ["6"], "only ckpt-6 is new"
+
+
+def _prepare_training(workdir, **train):
+    """The data stage, run locally: these tests are about the train job."""
+    configure_tiny(workdir, **train)
+    run_snakemake(workdir, "tfrecords", "results/sample/stats/summary.yaml")
+
+
+def _wait_for_state(job_id, prefix, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not _accounting([job_id]).get(job_id, ("", ""))[1].startswith(prefix):
+        assert time.monotonic() < deadline, f"job {job_id} never {prefix}"
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_cancelled_training_resumes_from_its_last_checkpoint(workdir, node_cpus):
+    _prepare_training(workdir, epochs=30)
+    checkpoints = workdir / "models" / RUN / "checkpoints"
+    log_file = workdir.parent / f"{workdir.name}.out"
+    with open(log_file, "w") as output:
+        snakemake = subprocess.Popen(
+            _slurm_command(workdir, REPO / "workflow" / "Snakefile", "train", "--retries", "0",
+                           max_threads=node_cpus, seconds=TRAIN_SECONDS),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + TRAIN_SECONDS
+        while not list(checkpoints.glob("ckpt-4.index")) and time.monotonic() < deadline:
+            assert snakemake.poll() is None, log_file.read_text()[-5000:]
+            time.sleep(1)
+        (train_job,) = _slurm_jobs(workdir)
+        subprocess.run(["scancel", train_job], check=True, timeout=30)
+        _wait_for_state(train_job, "CANCELLED")
+    finally:
+        # The plugin does not notice the cancel (see the test below): stop it as a user would.
+        snakemake.send_signal(signal.SIGINT)
+        snakemake.wait(timeout=120)
+    assert not (workdir / "results" / RUN / "train.done.json").exists()
+    # Epochs logged by the killed job, plus the one it was in.
+    epochs_begun = len(pd.read_csv(workdir / "models" / RUN / "history.csv")) + 1
+
+    latest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
+    configure_tiny(workdir, epochs=latest // 2 + 1)
+    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "train", max_threads=node_cpus,
+                  seconds=TRAIN_SECONDS)
+    log = (workdir / "logs" / RUN / "train.log").read_text()
+    assert f"resuming from models/{RUN}/checkpoints/ckpt-{latest}" in log
+    epochs_lost = epochs_begun - latest // 2
+    print(f"scancel: {epochs_begun} epochs begun, resumed after epoch {latest // 2}: "
+          f"{epochs_lost} lost")
+    assert epochs_lost <= 1
+
+
+SLEEPER_SNAKEFILE = """\
+rule sleeper:
+    output:
+        "slept.txt",
+    log:
+        "logs/sleeper.log",
+    resources:
+        runtime={runtime},
+        mem_mb=200,
+    shell:
+        "sleep 600 && touch {{output}} 2> {{log}}"
+"""
+
+
+@pytest.mark.long
+@pytest.mark.xfail(strict=True, reason=(
+    "snakemake-executor-plugin-slurm 2.8.0 compares sacct's 'CANCELLED by <uid>' with "
+    "'CANCELLED' and waits on a scancel'ed job for ever"))
+def test_a_cancelled_job_is_reported_as_failed(workdir, node_cpus):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=10))
+    with open(workdir.parent / f"{workdir.name}.out", "w") as output:
+        snakemake = subprocess.Popen(
+            _slurm_command(workdir, snakefile, "sleeper", "--retries", "0", max_threads=1,
+                           seconds=400),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not _slurm_jobs(workdir) and time.monotonic() < deadline:
+            time.sleep(1)
+        (job_id,) = _slurm_jobs(workdir)
+        subprocess.run(["scancel", job_id], check=True, timeout=30)
+        # The plugin polls at most every 180 s.
+        returncode = snakemake.wait(timeout=240)
+    finally:
+        snakemake.kill()
+    assert returncode not in (0, 124)
+    assert "CANCELLED" in (workdir.parent / f"{workdir.name}.out").read_text()
+
+
+@pytest.mark.long
+def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
+    _prepare_training(workdir, epochs=2, strategy="multi_worker")
+    # Two CPU tasks on the one node: srun starts them, SLURM's resolver finds the cluster.
+    _run_on_slurm(
+        workdir, REPO / "workflow" / "Snakefile", "train", max_threads=1, seconds=TRAIN_SECONDS,
+        extra=["--set-resources", "train:tasks=2", "train:mpi=srun", "train:gpu=0",
+               "train:mem_mb=6000"],
+    )
+    done = json.loads((workdir / "results" / RUN / "train.done.json").read_text())
+    assert done["global_step"] == 4
+    model_dir = workdir / "models" / RUN
+    assert (model_dir / "checkpoints" / "ckpt-4.index").is_file()
+    assert [path.name for path in model_dir.iterdir() if path.name.startswith(".")] == []
+    log = (workdir / "logs" / RUN / "train.log").read_text()
+    assert log.count("strategy multi_worker: 2 replicas") == 2, "two processes, one cluster"
+    (job_id,) = _slurm_jobs(workdir)
+    steps = subprocess.run(
+        ["sacct", "--noheader", "--parsable2", f"--jobs={job_id}", "--format=JobID,NTasks,State"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()
+    assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps), steps
+
+
+# Requests the cluster refuses, and jobs it kills.
+def _run_probe_on_slurm(workdir, *extra, seconds=SNAKEMAKE_SECONDS):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(GPU_PROBE_SNAKEFILE)
+    command = _slurm_command(workdir, snakefile, "gpu_probe", max_threads=1, seconds=seconds,
+                             extra=["--retries", "0", *extra])
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("request_, message", [
+    (["--default-resources", "slurm_partition=no_such_partition"], "invalid partition"),
+    (["--set-resources", "gpu_probe:gpu=8"], "Requested node configuration is not available"),
+])
+def test_a_request_the_cluster_refuses_fails_with_its_message(workdir, node_cpus, request_,
+                                                              message):
+    result = _run_probe_on_slurm(workdir, *request_)
+    assert result.returncode not in (0, 124), result.stderr[-3000:]
+    assert message in result.stdout + result.stderr
+    assert not (workdir / "gpu_probe.txt").exists()
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_time_limit_is_reported_with_its_log(workdir, node_cpus):
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=1))
+    result = subprocess.run(
+        _slurm_command(workdir, snakefile, "sleeper", max_threads=1, seconds=400,
+                       extra=["--retries", "0"]),
+        capture_output=True, text=True,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode not in (0, 124), output[-3000:]
+    assert "TIMEOUT" in output
+    (job_log,) = (workdir / ".snakemake" / "slurm_logs" / "rule_sleeper").glob("*.log")
+    assert str(job_log) in output, "the error names the job's log"
+    assert not (workdir / "slept.txt").exists()

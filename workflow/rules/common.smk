@@ -28,6 +28,14 @@ DATA = DatasetFiles.named(DATASET)
 RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 RUN_FILES = RunFiles.named(RUN)
 
+# Conda environments of the rules (--software-deployment-method conda), relative to rules/.
+# Their last pip line installs this checkout; pip reads its path from the environment.
+os.environ["EFFICIENTDET_SOURCE"] = os.path.dirname(workflow.basedir)
+DATA_ENV = "../../envs/data.yaml"
+MODEL_ENV = {"cpu": "../../envs/model.yaml", "cuda": "../../envs/model-cuda.yaml"}[
+    config["software"]["tensorflow"]
+]
+
 
 def check_same_run():
     """Stops before any job when the config no longer fits models/{RUN}/, whichever target:
@@ -185,6 +193,13 @@ def hparams_file(wildcards):
     """The hparams YAML file as an input (so editing it reruns training), if one is given."""
     hparams = MODEL_CONFIG["hparams"]
     return [hparams] if isinstance(hparams, str) else []
+
+
+def train_launcher(wildcards, resources):
+    """`srun --ntasks=N` where a profile gives the train rule `mpi: srun` and `tasks: N`
+    (multi_worker training, one process per task), else nothing."""
+    launcher = resources.get("mpi")
+    return f"{launcher} --ntasks={resources.get('tasks', 1)}" if launcher else ""
 
 
 def train_flags(wildcards):

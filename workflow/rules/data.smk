@@ -12,6 +12,8 @@ rule download:
     wildcard_constraints:
         archive="|".join(map(re.escape, ARCHIVES)),
     localrule: True
+    conda:
+        DATA_ENV
     params:
         sha256=sha256_option,
     shell:
@@ -25,6 +27,8 @@ rule unpack:
         directory(DATA.voc),
     log:
         f"logs/{DATASET}/unpack.log",
+    conda:
+        DATA_ENV
     resources:
         mem_mb=1000,
         runtime=60,
@@ -49,6 +53,8 @@ rule index:
         ),
     log:
         f"logs/{DATASET}/index.log",
+    conda:
+        DATA_ENV
     threads: 4
     resources:
         mem_mb=2000,
@@ -70,6 +76,8 @@ checkpoint split:
         val=DATA.split_list("val"),
     log:
         f"logs/{DATASET}/split.log",
+    conda:
+        DATA_ENV
     params:
         train_fraction=DATASET_CONFIG["train_fraction"],
         seed=DATASET_CONFIG["seed"],
@@ -92,6 +100,8 @@ rule shard:
     wildcard_constraints:
         shard=r"\d{5}",
         num_shards=r"\d{5}",
+    conda:
+        DATA_ENV
     resources:
         mem_mb=1000,
         runtime=30,
@@ -110,6 +120,8 @@ rule ground_truth:
         DATA.val_coco,
     log:
         f"logs/{DATASET}/ground_truth.log",
+    conda:
+        DATA_ENV
     shell:
         "efficientdet ground_truth --annotations {input.annotations:q}"
         " --label_map {input.label_map:q} --split {input.split:q} --output {output:q} > {log:q} 2>&1"
@@ -137,6 +149,8 @@ rule dataset_stats:
         ),
     log:
         f"logs/{DATASET}/dataset_stats.log",
+    conda:
+        DATA_ENV
     resources:
         mem_mb=2000,
         runtime=30,
@@ -169,6 +183,8 @@ rule inspect:
         ),
     log:
         f"logs/{DATASET}/inspect.log",
+    conda:
+        DATA_ENV
     params:
         images=DATASET_CONFIG["inspect_images"],
     shell:

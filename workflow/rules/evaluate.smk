@@ -24,6 +24,8 @@ rule evaluate_checkpoint:
         f"logs/{RUN}/evaluate/ckpt-{{step}}.log",
     wildcard_constraints:
         step=r"\d+",
+    conda:
+        MODEL_ENV
     threads: 4
     resources:
         mem_mb=8000,
@@ -66,6 +68,8 @@ rule evaluate:
         f"logs/{RUN}/evaluate.log",
     # Seconds of pandas and matplotlib: not worth a cluster job.
     localrule: True
+    conda:
+        DATA_ENV
     params:
         folder=lambda wildcards, output: os.path.dirname(output.table),
     shell:

@@ -20,6 +20,8 @@ rule export:
         ),
     log:
         f"logs/{RUN}/export.log",
+    conda:
+        MODEL_ENV
     threads: 4
     resources:
         mem_mb=8000,
@@ -64,6 +66,8 @@ rule export_report:
         ),
     log:
         f"logs/{RUN}/export_report.log",
+    conda:
+        MODEL_ENV
     threads: 4
     resources:
         mem_mb=8000,

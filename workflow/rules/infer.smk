@@ -16,6 +16,8 @@ rule infer:
         ),
     log:
         f"logs/{RUN}/infer.log",
+    conda:
+        MODEL_ENV
     threads: 4
     resources:
         mem_mb=4000,

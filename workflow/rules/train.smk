@@ -21,6 +21,8 @@ checkpoint train:
         ),
     log:
         f"logs/{RUN}/train.log",
+    conda:
+        MODEL_ENV
     threads: 8
     resources:
         mem_mb=16000,
@@ -28,9 +30,10 @@ checkpoint train:
         gpu=1,
     params:
         flags=train_flags,
+        launcher=train_launcher,
         model_dir=RUN_FILES.model_dir,
     shell:
-        "efficientdet train {params.flags} --model_dir={params.model_dir:q}"
+        "{params.launcher} efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
         " --done={output:q} > {log:q} 2>&1"
 
@@ -47,6 +50,8 @@ rule training_curves:
     log:
         f"logs/{RUN}/training_curves.log",
     localrule: True
+    conda:
+        DATA_ENV
     params:
         history=RUN_FILES.history,
     shell:
@@ -75,6 +80,8 @@ rule inspect_pipeline:
         ),
     log:
         f"logs/{RUN}/inspect_pipeline.log",
+    conda:
+        MODEL_ENV
     resources:
         mem_mb=4000,
         runtime=30,

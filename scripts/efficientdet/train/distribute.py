@@ -44,9 +44,25 @@ def _cluster_resolver():
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST"):
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return _slurm_resolver()
     raise UserError(
         "train.strategy: multi_worker needs a cluster: set TF_CONFIG or run under SLURM's srun"
+    )
+
+
+def _slurm_resolver():
+    """The cluster of an srun step: one worker per task, on ports from 8888 on each node.
+
+    SLURM's resolver hands each task of a node an equal share of the node's GPUs, and drops
+    tasks left without one; tasks on CPU nodes (no CUDA_VISIBLE_DEVICES) are all kept and
+    given no GPU.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if visible and visible != "-1":
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or 1)
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(
+        gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False
     )
 
 

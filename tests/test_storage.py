@@ -1,0 +1,158 @@
+"""Remote storage with no shared file system, as on the cloud: `dataset.url: s3://...` and
+`--default-storage-provider s3` against moto's S3 server on 127.0.0.1; the cloud profile
+(Google Batch + gs://) planned against a GCS emulator on 127.0.0.1."""
+
+import dataclasses
+import os
+import re
+import socket
+import subprocess
+import time
+
+import boto3
+import pytest
+import yaml
+
+from conftest import BIN, REPO, SAMPLE_ZIP, run_snakemake
+from efficientdet.data.tfrecord import parse_example, read_records
+
+BUCKET = "efficientdet"
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path_factory):
+    """A fresh moto S3 server on 127.0.0.1, with an empty bucket."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=open(tmp_path_factory.mktemp("moto") / "moto.log", "w"), stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket=BUCKET)
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise
+            time.sleep(0.5)
+    yield endpoint, client
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def bucket_keys(client, prefix):
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"].removeprefix(prefix) for page in pages for item in page.get("Contents", [])}
+
+
+def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_path_factory):
+    endpoint, client = s3_endpoint
+    client.upload_file(str(SAMPLE_ZIP), BUCKET, "inputs/sample-voc.zip")
+    (workdir / "resources" / SAMPLE_ZIP.name).unlink()
+    config_file = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["dataset"]["url"] = f"s3://{BUCKET}/inputs/sample-voc.zip"
+    config_file.write_text(yaml.safe_dump(config))
+
+    run_snakemake(
+        workdir, "tfrecords", "dataset_stats",
+        "--default-storage-provider", "s3", "--default-storage-prefix", f"s3://{BUCKET}/work",
+        "--storage-s3-endpoint-url", endpoint, "--storage-s3-access-key", "testing",
+        "--storage-s3-secret-key", "testing", "--shared-fs-usage", "none",
+    )
+
+    written = bucket_keys(client, "work/")
+    shards = sorted(key for key in written if key.endswith(".tfrecord"))
+    assert [key.split("/")[-1].split("-")[0] for key in shards] == ["train", "val"]
+    for key in ("resources/datasets/sample.zip", "results/sample/annotations.csv",
+                "results/sample/val_coco.json", "results/sample/stats/summary.yaml",
+                "logs/sample/index.log"):
+        assert key in written, key
+    # Nothing but Snakemake's own state stays on the "worker".
+    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config",
+                                                               "resources"]
+    assert not any((workdir / "resources").iterdir())
+
+    local_copy = tmp_path_factory.mktemp("download") / "train.tfrecord"
+    client.download_file(BUCKET, f"work/{shards[0]}", str(local_copy))
+    examples = [parse_example(record) for record in read_records(local_copy)]
+    assert examples and all(example["image/encoded"] for example in examples)
+
+
+@pytest.fixture
+def gcs_endpoint(tmp_path_factory):
+    """A fresh GCS emulator on 127.0.0.1 holding the cloud profile's bucket."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
+         "--in-memory"],
+        stdout=open(tmp_path_factory.mktemp("gcs") / "gcs.log", "w"), stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": endpoint})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            bucket = client.create_bucket(CLOUD_BUCKET)
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise
+            time.sleep(0.5)
+    yield endpoint, bucket
+    server.terminate()
+    server.wait(timeout=30)
+
+
+CLOUD_PROFILE = REPO / "profiles" / "cloud" / "config.yaml"
+CLOUD_BUCKET = "YOUR-BUCKET"
+
+
+def test_cloud_profile_keys_are_the_plugins_options():
+    from snakemake_executor_plugin_googlebatch import ExecutorSettings
+
+    profile = yaml.safe_load(CLOUD_PROFILE.read_text())
+    usage = subprocess.run([str(BIN / "snakemake"), "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    for key in profile:
+        if key != "set-resources":
+            assert f"--{key}" in usage, f"profiles/cloud: {key} is no snakemake option"
+    settings = {field.name for field in dataclasses.fields(ExecutorSettings)}
+    for rule, resources in profile["set-resources"].items():
+        for name in resources:
+            assert name == "nvidia_gpu" or name.removeprefix("googlebatch_") in settings, name
+        assert rule in ("train", "evaluate_checkpoint", "export"), rule
+
+
+def test_cloud_profile_plans_the_workflow_on_its_bucket(workdir, gcs_endpoint):
+    endpoint, bucket = gcs_endpoint
+    bucket.blob("inputs/sample-voc.zip").upload_from_filename(str(SAMPLE_ZIP))
+    config_file = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["dataset"]["url"] = f"gs://{CLOUD_BUCKET}/inputs/sample-voc.zip"
+    config_file.write_text(yaml.safe_dump(config))
+    # Google's client talks to the emulator, anonymously, when this variable is set.
+    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+    try:
+        result = run_snakemake(workdir, "frozen_model", "--dry-run",
+                               "--profile", CLOUD_PROFILE.parent)
+    finally:
+        del os.environ["STORAGE_EMULATOR_HOST"]
+    prefix = f"gs://{CLOUD_BUCKET}/efficientdet"
+    assert f"{prefix}/results/sample/annotations.csv (send to storage)" in result.stdout
+    assert f"gs://{CLOUD_BUCKET}/inputs/sample-voc.zip (retrieve from storage)" in result.stdout
+    assert re.search(r"^train\s+1$", result.stdout, re.M)
