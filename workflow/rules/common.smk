@@ -29,8 +29,9 @@ RUN = config["train"]["run"] or f"{DATASET}-{config['model']['name']}"
 RUN_FILES = RunFiles.named(RUN)
 
 # Conda environments of the rules (--software-deployment-method conda), relative to rules/.
-# Their last pip line installs this checkout; pip reads its path from the environment.
-os.environ["EFFICIENTDET_SOURCE"] = os.path.dirname(workflow.basedir)
+# Their last pip line installs this checkout; pip reads its path from a variable set here (the
+# workflow provides it, so it is not an `envvars:` requirement of the user's).
+os.environ.update(EFFICIENTDET_SOURCE=os.path.dirname(workflow.basedir))
 DATA_ENV = "../../envs/data.yaml"
 MODEL_ENV = {"cpu": "../../envs/model.yaml", "cuda": "../../envs/model-cuda.yaml"}[
     config["software"]["tensorflow"]
@@ -196,7 +197,7 @@ def hparams_file(wildcards):
 
 
 def train_launcher(wildcards, resources):
-    """`srun --ntasks=N` where a profile gives the train rule `mpi: srun` and `tasks: N`
+    """`srun --ntasks=N` where a profile gives `train` the resources `mpi: srun` and `tasks: N`
     (multi_worker training, one process per task), else nothing."""
     launcher = resources.get("mpi")
     return f"{launcher} --ntasks={resources.get('tasks', 1)}" if launcher else ""
