@@ -7,7 +7,8 @@ project runs `snakemake --cores 2 tfrecords` from the zip (unpack, index with ev
 split, shards, COCO ground truth). Both write the same images into as many shards; the ratio is the
 original's wall time over ours (images/s, higher is better).
 
-    . /work/automl-env/env.sh    # from ../shared/tools/automl-baseline/setup.sh: AUTOML_DIR, AUTOML_PY
+    # AUTOML_DIR, AUTOML_PY: from ../shared/tools/automl-baseline/setup.sh
+    . /work/automl-env/env.sh
     .venv/bin/python benchmarks/bench_data_vs_automl.py [--images 10000] [--workdir DIR] [--runs 2]
 
 Without AUTOML_DIR / AUTOML_PY only this project's figure is printed.
@@ -32,9 +33,26 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 WIDTH, HEIGHT = 640, 480
 
@@ -111,9 +129,14 @@ def run_original(devkit, output, shards):
     label_map.write_text(json.dumps({"background": 0, **{c: i for i, c in enumerate(CLASSES, 1)}}))
     return _timed(
         [
-            automl_py, "dataset/create_pascal_tfrecord.py", f"--data_dir={devkit}",
-            "--year=VOC2012", "--set=trainval", f"--output_path={output}/ds",
-            f"--label_map_json_path={label_map}", f"--num_shards={shards}",
+            automl_py,
+            "dataset/create_pascal_tfrecord.py",
+            f"--data_dir={devkit}",
+            "--year=VOC2012",
+            "--set=trainval",
+            f"--output_path={output}/ds",
+            f"--label_map_json_path={label_map}",
+            f"--num_shards={shards}",
         ],
         cwd=automl_dir,
         stderr=subprocess.DEVNULL,
@@ -135,8 +158,16 @@ def run_project(archive, workdir):
     start = time.time()
     times = _timed(
         [
-            str(BIN / "snakemake"), "tfrecords", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-            "--directory", str(workdir), "--cores", "2", "--quiet", "all",
+            str(BIN / "snakemake"),
+            "tfrecords",
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            "--quiet",
+            "all",
         ],
         env=environment,
         stderr=subprocess.DEVNULL,
@@ -145,9 +176,13 @@ def run_project(archive, workdir):
     logs = workdir / "logs" / "bench"
     finished = {path.stem: path.stat().st_mtime - start for path in logs.glob("*.log")}
     finished["shards"] = max(path.stat().st_mtime - start for path in logs.glob("shard/*.log"))
-    print("  stages done after: " + ", ".join(
-        f"{stage} {seconds:.1f} s" for stage, seconds in sorted(finished.items(), key=lambda x: x[1])
-    ))
+    print(
+        "  stages done after: "
+        + ", ".join(
+            f"{stage} {seconds:.1f} s"
+            for stage, seconds in sorted(finished.items(), key=lambda x: x[1])
+        )
+    )
     return times, shards
 
 
@@ -160,21 +195,29 @@ def main():
     args.workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     devkit, archive = make_corpus(args.workdir, args.images)
-    print(f"corpus: {args.images} JPEGs {WIDTH}x{HEIGHT} in {archive} "
-          f"({archive.stat().st_size / 1e6:.0f} MB), made in {time.perf_counter() - start:.0f} s")
+    print(
+        f"corpus: {args.images} JPEGs {WIDTH}x{HEIGHT} in {archive} "
+        f"({archive.stat().st_size / 1e6:.0f} MB), made in {time.perf_counter() - start:.0f} s"
+    )
     has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
     if not has_original:
-        print("google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
-              "../shared/tools/automl-baseline/): the original's figure is skipped")
+        print(
+            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
+            "../shared/tools/automl-baseline/): the original's figure is skipped"
+        )
     for run in range(1, args.runs + 1):
         (ours, our_cpu), shards = run_project(archive, args.workdir / "project")
-        line = (f"run {run}: this project {ours:.1f} s, {our_cpu:.1f} CPU-s "
-                f"({args.images / ours:.0f} images/s, {shards} shards)")
+        line = (
+            f"run {run}: this project {ours:.1f} s, {our_cpu:.1f} CPU-s "
+            f"({args.images / ours:.0f} images/s, {shards} shards)"
+        )
         if has_original:
             original, original_cpu = run_original(devkit, args.workdir / "original", shards)
-            line += (f"; google/automl {original:.1f} s, {original_cpu:.1f} CPU-s "
-                     f"({args.images / original:.0f} images/s); ratio {original / ours:.2f}x "
-                     f"wall, {original_cpu / our_cpu:.2f}x CPU")
+            line += (
+                f"; google/automl {original:.1f} s, {original_cpu:.1f} CPU-s "
+                f"({args.images / original:.0f} images/s); ratio {original / ours:.2f}x "
+                f"wall, {original_cpu / our_cpu:.2f}x CPU"
+            )
         print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
 

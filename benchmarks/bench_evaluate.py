@@ -29,14 +29,24 @@ SAMPLE_ZIP = REPO / "resources" / "sample-voc.zip"
 def snakemake(workdir, *args):
     started = time.perf_counter()
     result = subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True,
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
     )
     if result.returncode != 0:
-        sys.exit(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n"
-                 f"{result.stderr[-3000:]}")
+        sys.exit(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return time.perf_counter() - started, result
 
 
@@ -58,13 +68,16 @@ class Run:
         model = build_model(config.name, max(label_map), config.image_size)
         average = build_model(config.name, max(label_map), config.image_size)
         average.set_weights(model.get_weights())
-        checkpoint = tf.train.Checkpoint(model=model, ema_model=average,
-                                         epoch=tf.Variable(0, dtype=tf.int64))
-        self.manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints",
-                                                  max_to_keep=10, checkpoint_name="ckpt")
+        checkpoint = tf.train.Checkpoint(
+            model=model, ema_model=average, epoch=tf.Variable(0, dtype=tf.int64)
+        )
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, model_dir / "checkpoints", max_to_keep=10, checkpoint_name="ckpt"
+        )
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "model.yaml").write_text(
-            yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False))
+            yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False)
+        )
 
     def save(self, step):
         self.manager.save(checkpoint_number=step)
@@ -73,18 +86,29 @@ class Run:
 def import_seconds():
     """Start-up of an evaluation process: Python, TensorFlow, the package."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import efficientdet.evaluate.evaluate_checkpoint"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", "import efficientdet.evaluate.evaluate_checkpoint"],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="model input size (default: the variant's, 512 for d0)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="model input size (default: the variant's, 512 for d0)",
+    )
     parser.add_argument("--model", default="efficientdet-d0")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep the files there; its config/config.yaml is used if present")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the files there; its config/config.yaml is used if present",
+    )
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate."))
@@ -110,15 +134,19 @@ def main():
 
     run.save(200)
     dry_seconds, dry = snakemake(workdir, "evaluate", "-n")
-    print(f"`snakemake -n evaluate` after ckpt-200 appeared: {dry_seconds:.1f} s, "
-          f"plans evaluations of steps {planned_evaluations(dry)}")
+    print(
+        f"`snakemake -n evaluate` after ckpt-200 appeared: {dry_seconds:.1f} s, "
+        f"plans evaluations of steps {planned_evaluations(dry)}"
+    )
     seconds, _ = snakemake(workdir, "evaluate")
     evaluation = json.loads((workdir / f"results/{run_name}/eval/ckpt-200.json").read_text())
     print(f"`snakemake evaluate` with one new checkpoint: {seconds:.1f} s, of which")
-    print(f"  evaluation job after start-up: {evaluation['seconds']:.1f} s "
-          f"({evaluation['num_images']} images, {evaluation['num_detections']} detections, "
-          f"{args.model} at {'x'.join(map(str, evaluation['image_size']))}: build, restore, "
-          "detect, COCO and VOC metrics, plot)")
+    print(
+        f"  evaluation job after start-up: {evaluation['seconds']:.1f} s "
+        f"({evaluation['num_images']} images, {evaluation['num_detections']} detections, "
+        f"{args.model} at {'x'.join(map(str, evaluation['image_size']))}: build, restore, "
+        "detect, COCO and VOC metrics, plot)"
+    )
     print(f"  evaluation process start-up (imports): {import_seconds():.1f} s")
     noop_seconds, _ = snakemake(workdir, "evaluate")
     print(f"no-op `snakemake evaluate`: {noop_seconds:.1f} s")

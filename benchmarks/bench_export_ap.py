@@ -15,13 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from efficientdet.infer.backends import load_backend
 from efficientdet.evaluate.coco import evaluate_detections, load_ground_truth
-from efficientdet.train.input import decoded_examples
 from efficientdet.export.serving import letterbox
+from efficientdet.infer.backends import load_backend
+from efficientdet.train.input import decoded_examples
 
-FORMATS = ("saved_model", "frozen_model.pb", "model_fp32.tflite", "model_fp16.tflite",
-           "model_int8.tflite", "model.onnx")
+FORMATS = (
+    "saved_model",
+    "frozen_model.pb",
+    "model_fp32.tflite",
+    "model_fp16.tflite",
+    "model_int8.tflite",
+    "model.onnx",
+)
 
 
 def parse_args():
@@ -39,25 +45,35 @@ def validation_images(file_pattern, image_size):
     images = []
     for example in decoded_examples(file_pattern, training=False):
         resized, scale = letterbox(example["image"], image_size)
-        images.append((int(example["source_id"]), resized, scale,
-                       tuple(example["image_size"].numpy())))
+        images.append(
+            (int(example["source_id"]), resized, scale, tuple(example["image_size"].numpy()))
+        )
     return images
 
 
 def coco_detections(backend, images, batch_size):
     results = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
+        batch = images[start : start + batch_size]
         found = backend.detect(np.stack([image for _, image, _, _ in batch]))
         for index, (image_id, _, scale, (height, width)) in enumerate(batch):
             count = int(found["num_detections"][index])
-            boxes = np.clip(found["boxes"][index][:count] * scale, 0,
-                            [height, width, height, width])
+            boxes = np.clip(
+                found["boxes"][index][:count] * scale, 0, [height, width, height, width]
+            )
             for (ymin, xmin, ymax, xmax), score, label_id in zip(
-                    boxes.tolist(), found["scores"][index][:count].tolist(),
-                    found["classes"][index][:count].tolist()):
-                results.append({"image_id": image_id, "category_id": int(label_id),
-                                "bbox": [xmin, ymin, xmax - xmin, ymax - ymin], "score": score})
+                boxes.tolist(),
+                found["scores"][index][:count].tolist(),
+                found["classes"][index][:count].tolist(),
+            ):
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": int(label_id),
+                        "bbox": [xmin, ymin, xmax - xmin, ymax - ymin],
+                        "score": score,
+                    }
+                )
     return results
 
 
@@ -73,10 +89,17 @@ def main():
         if images is None:
             images = validation_images(args.val_file_pattern, backend.description.config.image_size)
         detections = coco_detections(backend, images, args.batch_size)
-        metrics = evaluate_detections(ground_truth, detections,
-                                      [image_id for image_id, *_ in images]).metrics
-        rows.append({"format": name, "AP": metrics["AP"], "AP50": metrics["AP50"],
-                     "detections": len(detections)})
+        metrics = evaluate_detections(
+            ground_truth, detections, [image_id for image_id, *_ in images]
+        ).metrics
+        rows.append(
+            {
+                "format": name,
+                "AP": metrics["AP"],
+                "AP50": metrics["AP50"],
+                "detections": len(detections),
+            }
+        )
     table = pd.DataFrame(rows)
     table["AP_change"] = table["AP"] - table["AP"].iloc[0]
     print(f"{len(images)} validation images of {args.val_file_pattern}")

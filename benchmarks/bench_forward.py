@@ -51,8 +51,10 @@ def main():
     height, width = model.input_shape[1:3]
     images = np.random.default_rng(0).uniform(0, 255, (args.batch_size, height, width, 3))
     images = tf.constant(images, tf.float32)
-    print(f"{args.model} {height}x{width} batch {args.batch_size}, TensorFlow {tf.__version__}, "
-          f"{args.runs} timed runs")
+    print(
+        f"{args.model} {height}x{width} batch {args.batch_size}, TensorFlow {tf.__version__}, "
+        f"{args.runs} timed runs"
+    )
     print(f"{'mode':<18}{'first call ms':>15}{'median ms':>12}{'best ms':>10}")
     for label, jit_compile in (("tf.function", False), ("tf.function + XLA", True)):
         first, median, best = time_forward(model, images, jit_compile, args.warmup, args.runs)

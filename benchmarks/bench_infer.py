@@ -22,13 +22,13 @@ import pandas as pd
 import tensorflow as tf
 
 from efficientdet import build_model
-from efficientdet.infer.backends import load_backend
 from efficientdet.config import get_config
 from efficientdet.export.export import export_all
 from efficientdet.export.metadata import write_metadata
+from efficientdet.export.serving import Detector
+from efficientdet.infer.backends import load_backend
 from efficientdet.infer.infer import time_backend
 from efficientdet.model.description import ModelDescription
-from efficientdet.export.serving import Detector
 
 FILES = {
     "saved_model": "saved_model",
@@ -60,9 +60,14 @@ def export(folder, name, image_size, num_classes, seed=0):
     rng = np.random.default_rng(seed)
     calibration = [rng.integers(0, 256, (*config.image_size, 3), dtype=np.uint8) for _ in range(8)]
     detector = Detector(model, config, num_classes)
-    exported = export_all(detector, description, folder, ("saved_model", "frozen_graph", "tflite",
-                                                          "onnx"), ("fp32", "fp16", "int8"),
-                          calibration)
+    exported = export_all(
+        detector,
+        description,
+        folder,
+        ("saved_model", "frozen_graph", "tflite", "onnx"),
+        ("fp32", "fp16", "int8"),
+        calibration,
+    )
     write_metadata(folder, description.as_dict(), exported)
     return config
 
@@ -80,16 +85,25 @@ def main():
             backend = load_backend(folder / FILES[label])
             for batch_size in sorted({1, args.batch_size}):
                 seconds = time_backend(backend, images[:batch_size], args.warmup, args.runs)
-                rows.append({"format": label, "batch": batch_size,
-                             "ms_per_image": 1000 * seconds / batch_size,
-                             "images_per_s": batch_size / seconds})
-                print(f"{label:<13} batch {batch_size}: "
-                      f"{1000 * seconds / batch_size:8.1f} ms/image", flush=True)
+                rows.append(
+                    {
+                        "format": label,
+                        "batch": batch_size,
+                        "ms_per_image": 1000 * seconds / batch_size,
+                        "images_per_s": batch_size / seconds,
+                    }
+                )
+                print(
+                    f"{label:<13} batch {batch_size}: {1000 * seconds / batch_size:8.1f} ms/image",
+                    flush=True,
+                )
     table = pd.DataFrame(rows)
     height, width = config.image_size
-    print(f"\n{args.model} {height}x{width}, {args.num_classes} classes, "
-          f"median of {args.runs} runs; TensorFlow {tf.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"\n{args.model} {height}x{width}, {args.num_classes} classes, "
+        f"median of {args.runs} runs; TensorFlow {tf.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
     print(table.round(2).to_string(index=False))
     latency = table[table["batch"] == 1].set_index("format")["ms_per_image"]
     for first, second in (("frozen_graph", "saved_model"), ("tflite_int8", "tflite_fp32")):

@@ -37,9 +37,18 @@ def main():
 
     started = time.perf_counter()
     result = subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", str(args.cores), "evaluate"],
-        capture_output=True, text=True,
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            str(args.cores),
+            "evaluate",
+        ],
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
     )
     seconds = time.perf_counter() - started
@@ -48,11 +57,15 @@ def main():
 
     done = json.loads((workdir / "results" / run / "train.done.json").read_text())
     metrics = pd.read_csv(workdir / "results" / run / "eval" / "metrics.csv")
-    print(f"model {config['model']['name']} at {config['model']['image_size']}, "
-          f"{config['train']['epochs']} epochs x {config['train']['examples_per_epoch']} "
-          f"images, batch {config['train']['batch_size']}, hparams {config['model']['hparams']}")
-    print(f"snakemake --cores {args.cores} evaluate: {seconds:.0f} s in all "
-          f"(training job {done['seconds']:.0f} s, {done['global_step']} steps)")
+    print(
+        f"model {config['model']['name']} at {config['model']['image_size']}, "
+        f"{config['train']['epochs']} epochs x {config['train']['examples_per_epoch']} "
+        f"images, batch {config['train']['batch_size']}, hparams {config['model']['hparams']}"
+    )
+    print(
+        f"snakemake --cores {args.cores} evaluate: {seconds:.0f} s in all "
+        f"(training job {done['seconds']:.0f} s, {done['global_step']} steps)"
+    )
     columns = [c for c in ("step", "AP", "AP50", "AP75", "AR100") if c in metrics.columns]
     print(metrics[columns].to_string(index=False))
     if not args.keep:

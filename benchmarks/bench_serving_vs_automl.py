@@ -6,7 +6,8 @@ then timed in its own process (its own Python and TensorFlow), alternately, --ro
 median of --runs calls on one 512x512 uint8 image after --warmup calls. The ratio is our latency
 over the original's (lower is better).
 
-    . /work/automl-env/env.sh    # from ../shared/tools/automl-baseline/setup.sh: AUTOML_DIR, AUTOML_PY
+    # AUTOML_DIR, AUTOML_PY: from ../shared/tools/automl-baseline/setup.sh
+    . /work/automl-env/env.sh
     .venv/bin/python benchmarks/bench_serving_vs_automl.py [--rounds 3] [--runs 20]
 
 Without AUTOML_DIR / AUTOML_PY only this project's latency is printed.
@@ -53,24 +54,45 @@ def export_ours(folder):
     model = build_model(config.name, NUM_CLASSES, config.image_size)
     label_map = {label_id: f"class_{label_id}" for label_id in range(1, NUM_CLASSES + 1)}
     detector = Detector(model, config, NUM_CLASSES)
-    export_all(detector, ModelDescription(config, NUM_CLASSES, label_map), folder,
-               ("saved_model",), (), None)
+    export_all(
+        detector,
+        ModelDescription(config, NUM_CLASSES, label_map),
+        folder,
+        ("saved_model",),
+        (),
+        None,
+    )
     return folder / "saved_model"
 
 
 def export_original(folder, environment):
     subprocess.run(
-        [os.environ["AUTOML_PY"], "-m", "tf2.inspector", "--mode=export",
-         "--model_name=efficientdet-d0", "--model_dir=_", f"--saved_model_dir={folder}",
-         f"--hparams=image_size={IMAGE_SIZE},num_classes={NUM_CLASSES}"],
-        cwd=os.environ["AUTOML_DIR"], check=True, capture_output=True, env=environment,
+        [
+            os.environ["AUTOML_PY"],
+            "-m",
+            "tf2.inspector",
+            "--mode=export",
+            "--model_name=efficientdet-d0",
+            "--model_dir=_",
+            f"--saved_model_dir={folder}",
+            f"--hparams=image_size={IMAGE_SIZE},num_classes={NUM_CLASSES}",
+        ],
+        cwd=os.environ["AUTOML_DIR"],
+        check=True,
+        capture_output=True,
+        env=environment,
     )
     return folder
 
 
 def latency(python, saved_model, warmup, runs, environment):
-    result = subprocess.run([python, "-c", TIMER, str(saved_model), str(warmup), str(runs)],
-                            check=True, capture_output=True, text=True, env=environment)
+    result = subprocess.run(
+        [python, "-c", TIMER, str(saved_model), str(warmup), str(runs)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
     return float(result.stdout.split()[-1])
 
 
@@ -82,8 +104,10 @@ def main():
     args = parser.parse_args()
     has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
     if not has_original:
-        print("google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
-              "../shared/tools/automl-baseline/): the original's figure is skipped")
+        print(
+            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
+            "../shared/tools/automl-baseline/): the original's figure is skipped"
+        )
     # env.sh's legacy-Keras switch is the original's; this process and ours run Keras 3.
     original_environment = dict(os.environ)
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
@@ -97,10 +121,13 @@ def main():
             our_ms = latency(sys.executable, ours, args.warmup, args.runs, ours_environment)
             line = f"round {round_}: this project {our_ms:.1f} ms"
             if original:
-                original_ms = latency(os.environ["AUTOML_PY"], original, args.warmup, args.runs,
-                                      original_environment)
-                line += (f", google/automl {original_ms:.1f} ms; "
-                         f"latency ratio {our_ms / original_ms:.2f}x")
+                original_ms = latency(
+                    os.environ["AUTOML_PY"], original, args.warmup, args.runs, original_environment
+                )
+                line += (
+                    f", google/automl {original_ms:.1f} ms; "
+                    f"latency ratio {our_ms / original_ms:.2f}x"
+                )
             print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
 

@@ -42,9 +42,17 @@ def tiny_workdir():
 def timed_snakemake(workdir, *options):
     started = time.perf_counter()
     result = subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"),
-         "--directory", str(workdir), *options, *TARGETS],
-        capture_output=True, text=True,
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *options,
+            *TARGETS,
+        ],
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
     )
     if result.returncode != 0:
@@ -60,9 +68,14 @@ def main():
     local_dir, slurm_dir = tiny_workdir(), tiny_workdir()
     local = timed_snakemake(local_dir, "--cores", str(args.cores))
     slurm = timed_snakemake(
-        slurm_dir, "--workflow-profile", str(REPO / "profiles" / "slurm"),
-        "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs",
-        "--max-threads", str(args.cores),
+        slurm_dir,
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--slurm-keep-successful-logs",
+        "--max-threads",
+        str(args.cores),
     )
     logs = slurm_dir / ".snakemake" / "slurm_logs"
     jobs = collections.Counter(
@@ -71,8 +84,10 @@ def main():
     print(f"snakemake {' '.join(TARGETS)} on the tiny config:")
     print(f"  local --cores {args.cores}: {local:6.0f} s")
     print(f"  SLURM:          {slurm:6.0f} s  ({slurm / local:.2f} x local)")
-    print("  SLURM jobs per rule: " + ", ".join(f"{rule} {count}" for rule, count
-                                                 in sorted(jobs.items())))
+    print(
+        "  SLURM jobs per rule: "
+        + ", ".join(f"{rule} {count}" for rule, count in sorted(jobs.items()))
+    )
     shutil.rmtree(local_dir)
     shutil.rmtree(slurm_dir)
 

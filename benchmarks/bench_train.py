@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from efficientdet import build_model  # noqa: E402
-from efficientdet.train import optimization  # noqa: E402
-from efficientdet.model.anchors import AnchorLabeler, generate_anchors  # noqa: E402
 from efficientdet.config import get_config  # noqa: E402
+from efficientdet.model.anchors import AnchorLabeler, generate_anchors  # noqa: E402
+from efficientdet.train import optimization  # noqa: E402
 from efficientdet.train.trainer import DetectionTrainer  # noqa: E402
 
 NUM_CLASSES = 3
@@ -32,17 +32,31 @@ def synthetic_batch(config, batch_size, seed=0):
     rng = np.random.default_rng(seed)
     height, width = config.image_size
     images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype("float32")
-    anchors = generate_anchors(config.image_size, config.min_level, config.max_level,
-                               config.num_scales, config.aspect_ratios, config.anchor_scale)
+    anchors = generate_anchors(
+        config.image_size,
+        config.min_level,
+        config.max_level,
+        config.num_scales,
+        config.aspect_ratios,
+        config.anchor_scale,
+    )
     labeler = AnchorLabeler(anchors, NUM_CLASSES)
     targets = {"cls_targets": [], "box_targets": [], "num_positives": []}
     for _ in range(batch_size):
         corners = np.sort(rng.uniform(0, 1, (3, 2, 2)), axis=1)  # 3 boxes, (min, max) x (y, x)
-        boxes = np.stack([corners[:, 0, 0] * height, corners[:, 0, 1] * width,
-                          corners[:, 1, 0] * height, corners[:, 1, 1] * width], axis=-1)
+        boxes = np.stack(
+            [
+                corners[:, 0, 0] * height,
+                corners[:, 0, 1] * width,
+                corners[:, 1, 0] * height,
+                corners[:, 1, 1] * width,
+            ],
+            axis=-1,
+        )
         labels = rng.integers(1, NUM_CLASSES + 1, 3)
         cls_targets, box_targets, num_positives = labeler.label(
-            tf.constant(boxes, tf.float32), tf.constant(labels, tf.int32))
+            tf.constant(boxes, tf.float32), tf.constant(labels, tf.int32)
+        )
         targets["cls_targets"].append(cls_targets)
         targets["box_targets"].append(box_targets)
         targets["num_positives"].append(num_positives)
@@ -80,13 +94,16 @@ def main():
     args = parser.parse_args()
     keras.mixed_precision.set_global_policy(args.mixed_precision)
     devices = ", ".join(d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU")
-    print(f"{args.model_name}, batch {args.batch_size}, {args.mixed_precision}, "
-          f"jit_compile={args.jit_compile}, devices: {devices or 'CPU'}, "
-          f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}")
+    print(
+        f"{args.model_name}, batch {args.batch_size}, {args.mixed_precision}, "
+        f"jit_compile={args.jit_compile}, devices: {devices or 'CPU'}, "
+        f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}"
+    )
     print("size  warm-up s  s/step  images/s")
     for size in args.sizes:
         warmup, per_step, images_per_second = measure(
-            args.model_name, size, args.batch_size, args.steps, args.warmup, args.jit_compile)
+            args.model_name, size, args.batch_size, args.steps, args.warmup, args.jit_compile
+        )
         print(f"{size:4d}  {warmup:9.1f}  {per_step:6.3f}  {images_per_second:8.2f}", flush=True)
 
 

@@ -60,8 +60,10 @@ def main():
         archives = build(folder, args.files, args.kb * 1000)
         megabytes = args.files * args.kb / 1000
         print(f"{args.files} files of {args.kb} kB ({megabytes:.0f} MB)")
-        print(f"{'archive':8} {'ours s':>8} {'tarfile s':>10} {'GNU tar s':>10} {'ours MB/s':>10} "
-              f"{'ours/tarfile':>13} {'ours/GNU':>9}")
+        print(
+            f"{'archive':8} {'ours s':>8} {'tarfile s':>10} {'GNU tar s':>10} {'ours MB/s':>10} "
+            f"{'ours/tarfile':>13} {'ours/GNU':>9}"
+        )
         for suffix, archive in archives.items():
             ours = timed(lambda a, t: safe_extract([a], t, 10**12), archive, folder)
             if suffix == "zip":
@@ -69,12 +71,18 @@ def main():
                 gnu = None
             else:
                 reference = timed(
-                    lambda a, t: tarfile.open(a).extractall(t, filter="data"), archive, folder)
-                gnu = timed(lambda a, t: subprocess.run(["tar", "-xf", a, "-C", t], check=True),
-                            archive, folder)
-            print(f"{suffix:8} {ours:8.2f} {reference:10.2f} "
-                  f"{'-' if gnu is None else f'{gnu:.2f}':>10} {megabytes / ours:10.0f} "
-                  f"{ours / reference:13.2f} {'-' if gnu is None else f'{ours / gnu:.2f}':>9}")
+                    lambda a, t: tarfile.open(a).extractall(t, filter="data"), archive, folder
+                )
+                gnu = timed(
+                    lambda a, t: subprocess.run(["tar", "-xf", a, "-C", t], check=True),
+                    archive,
+                    folder,
+                )
+            print(
+                f"{suffix:8} {ours:8.2f} {reference:10.2f} "
+                f"{'-' if gnu is None else f'{gnu:.2f}':>10} {megabytes / ours:10.0f} "
+                f"{ours / reference:13.2f} {'-' if gnu is None else f'{ours / gnu:.2f}':>9}"
+            )
     print("(zip rows: the reference is zipfile.extractall, which checks nothing)")
 
 

@@ -20,9 +20,12 @@ def run_snakemake(workdir, *args, timeout=900, check=True):
     """Runs the project's Snakefile with `workdir` as working directory; returns the result."""
     command = [
         str(BIN / "snakemake"),
-        "--snakefile", str(REPO / "workflow" / "Snakefile"),
-        "--directory", str(workdir),
-        "--cores", "2",
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
         *map(str, args),
     ]
     result = subprocess.run(
@@ -46,7 +49,9 @@ def run_cli(*args, check=True, timeout=900):
     """Runs `efficientdet <args>` in a subprocess, as a user would."""
     result = subprocess.run(
         [str(BIN / "efficientdet"), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"efficientdet {args} failed:\n{result.stdout}\n{result.stderr}")

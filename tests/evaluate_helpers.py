@@ -26,22 +26,38 @@ def write_val_split(folder, num_images, size=IMAGE_SIZE, extra_width=0):
     for source_id in range(1, num_images + 1):
         image, boxes, labels = shape_image(rng, size)
         image = np.pad(image, ((0, 0), (0, extra_width), (0, 0)), constant_values=235)
-        boxes = [(ymin, xmin * size / width, ymax, xmax * size / width)
-                 for ymin, xmin, ymax, xmax in boxes]
+        boxes = [
+            (ymin, xmin * size / width, ymax, xmax * size / width)
+            for ymin, xmin, ymax, xmax in boxes
+        ]
         records.append(example(image, boxes, labels, source_id))
-        images.append({"id": source_id, "width": width, "height": size,
-                       "file_name": f"{source_id}.jpg"})
+        images.append(
+            {"id": source_id, "width": width, "height": size, "file_name": f"{source_id}.jpg"}
+        )
         for (ymin, xmin, ymax, xmax), label in zip(boxes, labels):
             box = [xmin * width, ymin * size, (xmax - xmin) * width, (ymax - ymin) * size]
-            annotations.append({"id": len(annotations) + 1, "image_id": source_id,
-                                "category_id": label, "bbox": box, "area": box[2] * box[3],
-                                "iscrowd": 0, "difficult": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": source_id,
+                    "category_id": label,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                    "difficult": 0,
+                }
+            )
     (folder / "tfrecords").mkdir(parents=True)
     tfrecord.write_records(folder / "tfrecords" / "val-00000-of-00001.tfrecord", records)
-    (folder / "val_coco.json").write_text(json.dumps({
-        "images": images, "annotations": annotations,
-        "categories": [{"id": i, "name": name} for i, name in LABEL_MAP.items()],
-    }))
+    (folder / "val_coco.json").write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": i, "name": name} for i, name in LABEL_MAP.items()],
+            }
+        )
+    )
     (folder / "label_map.yaml").write_text(yaml.safe_dump(LABEL_MAP))
     return folder
 
@@ -54,8 +70,9 @@ class FakeRun:
     nothing, which tells which copy evaluation used.
     """
 
-    def __init__(self, model_dir, label_map=LABEL_MAP, image_size=IMAGE_SIZE, keep=3,
-                 name="efficientdet-d0"):
+    def __init__(
+        self, model_dir, label_map=LABEL_MAP, image_size=IMAGE_SIZE, keep=3, name="efficientdet-d0"
+    ):
         config = get_config(name, image_size=image_size)
         trained = build_model(config.name, max(label_map), config.image_size)
         average = build_model(config.name, max(label_map), config.image_size)
@@ -66,10 +83,12 @@ class FakeRun:
         self.epoch = tf.Variable(0, dtype=tf.int64)
         checkpoint = tf.train.Checkpoint(model=trained, ema_model=average, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(
-            checkpoint, model_dir / "checkpoints", max_to_keep=keep, checkpoint_name="ckpt")
+            checkpoint, model_dir / "checkpoints", max_to_keep=keep, checkpoint_name="ckpt"
+        )
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "model.yaml").write_text(
-            yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False))
+            yaml.safe_dump(describe_run(config, {}, label_map), sort_keys=False)
+        )
 
     def save(self, step):
         """Writes checkpoints/ckpt-{step}, dropping the oldest beyond `keep`; returns its path."""

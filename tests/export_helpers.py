@@ -38,8 +38,10 @@ def confident_model(seed):
     images = sample_images(8).astype(np.float32)
     model(images, training=True)
     class_outputs, box_outputs = model(images, training=False)
-    for head, outputs, spread in (("class", class_outputs, CLASS_SPREAD),
-                                  ("box", box_outputs, BOX_SPREAD)):
+    for head, outputs, spread in (
+        ("class", class_outputs, CLASS_SPREAD),
+        ("box", box_outputs, BOX_SPREAD),
+    ):
         kernel = model.get_layer(f"{head}_net").predict.pointwise_kernel
         bias = model.get_layer(f"{head}_net").predict.bias
         std = float(np.std(np.concatenate([np.ravel(output) for output in outputs])))
@@ -62,8 +64,9 @@ def write_tiny_run(model_dir):
     raw_model = build_model(MODEL_NAME, len(LABEL_MAP), IMAGE_SIZE)
     config = get_config(MODEL_NAME, image_size=IMAGE_SIZE)
     checkpoint = tf.train.Checkpoint(model=raw_model, ema_model=ema_model)
-    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=None,
-                                         checkpoint_name="ckpt")
+    manager = tf.train.CheckpointManager(
+        checkpoint, run.checkpoints, max_to_keep=None, checkpoint_name="ckpt"
+    )
     manager.save(checkpoint_number=STEP)
     description = describe_run(config, {}, LABEL_MAP)
     run.description.write_text(yaml.safe_dump(description, sort_keys=False))
@@ -88,11 +91,15 @@ def exported_run(tmp_path_factory):
         run_dir = root / "models" / "tiny"
         ema_model = write_tiny_run(run_dir)
         data_dir = write_dataset(root / "data", num_train=4, num_val=2)
-        status = main([
-            "export", f"--checkpoint={run_dir}", f"--label_map={data_dir}/label_map.yaml",
-            f"--calibration_file_pattern={data_dir}/tfrecords/train-*.tfrecord",
-            "--calibration_images=4",
-        ])
+        status = main(
+            [
+                "export",
+                f"--checkpoint={run_dir}",
+                f"--label_map={data_dir}/label_map.yaml",
+                f"--calibration_file_pattern={data_dir}/tfrecords/train-*.tfrecord",
+                "--calibration_images=4",
+            ]
+        )
         assert status == 0
         _EXPORTED.append(ExportedRun(run_dir, run_dir / "export", data_dir, ema_model))
     return _EXPORTED[0]
@@ -139,5 +146,7 @@ def assert_detections_match(reference, other, min_score, min_iou, score_toleranc
 
 
 def count_confident(detections, min_score):
-    return [len(confident(detections, index, min_score)[1])
-            for index in range(len(detections["num_detections"]))]
+    return [
+        len(confident(detections, index, min_score)[1])
+        for index in range(len(detections["num_detections"]))
+    ]

@@ -33,7 +33,9 @@ def test_first_level3_anchors_square_image():
         [4 - half * OCTAVE, 4 - half * OCTAVE, 4 + half * OCTAVE, 4 + half * OCTAVE],
     ]
     np.testing.assert_allclose(anchors[:4], expected, atol=1e-4)
-    np.testing.assert_allclose(anchors[:2], [[-12, -12, 20, 20], [-7.2, -18.4, 15.2, 26.4]], atol=1e-4)
+    np.testing.assert_allclose(
+        anchors[:2], [[-12, -12, 20, 20], [-7.2, -18.4, 15.2, 26.4]], atol=1e-4
+    )
     # The next location is one stride to the right.
     np.testing.assert_allclose(anchors[9], [-12, -4, 20, 28], atol=1e-4)
 
@@ -79,7 +81,7 @@ def test_anchor_order_matches_head_reshape():
     sizes = feature_sizes(image_size, 7)[3:8]
     num_classes = 2
     heads = []
-    for level, (h, w) in enumerate(sizes):
+    for _level, (h, w) in enumerate(sizes):
         values = np.zeros([1, h, w, 9 * num_classes], np.float32)
         heads.append(values)
     y, x, a = 1, 2, 4
@@ -93,7 +95,9 @@ def test_anchor_order_matches_head_reshape():
     # Anchor a = 4 is octave 1 (4 // 3) with aspect (1.4, 0.7) (4 % 3), centred at (12, 20).
     half = 4.0 * 8 * OCTAVE / 2
     np.testing.assert_allclose(
-        anchors[row], [12 - half * 0.7, 20 - half * 1.4, 12 + half * 0.7, 20 + half * 1.4], atol=1e-4
+        anchors[row],
+        [12 - half * 0.7, 20 - half * 1.4, 12 + half * 0.7, 20 + half * 1.4],
+        atol=1e-4,
     )
     np.testing.assert_allclose(anchors[12 * 20 * 9], [-24, -24, 40, 40], atol=1e-4)
 
@@ -103,7 +107,9 @@ def test_box_coder_matches_automl_formula_and_round_trips():
     boxes = tf.constant([[2.0, 4.0, 12.0, 44.0], [5.0, 5.0, 15.0, 15.0]])
     deltas = encode_boxes(boxes, anchors).numpy()
     # ty = (yc - yc_a) / h_a, tx = (xc - xc_a) / w_a, th = log(h / h_a), tw = log(w / w_a)
-    np.testing.assert_allclose(deltas[0], [2 / 10, 14 / 20, math.log(1.0), math.log(2.0)], atol=1e-6)
+    np.testing.assert_allclose(
+        deltas[0], [2 / 10, 14 / 20, math.log(1.0), math.log(2.0)], atol=1e-6
+    )
     np.testing.assert_allclose(deltas[1], [0, 0, 0, 0], atol=1e-6)
     np.testing.assert_allclose(decode_boxes(deltas, anchors).numpy(), boxes.numpy(), atol=1e-5)
 
@@ -131,7 +137,9 @@ def test_labeler_positive_background_and_padding():
     assert num_positives.numpy() == 1.0
     np.testing.assert_allclose(box_targets.numpy(), 0.0, atol=1e-6)
 
-    cls_targets, box_targets, num_positives = labeler.label(tf.zeros([0, 4]), tf.zeros([0], tf.int32))
+    cls_targets, box_targets, num_positives = labeler.label(
+        tf.zeros([0, 4]), tf.zeros([0], tf.int32)
+    )
     np.testing.assert_array_equal(cls_targets.numpy(), np.full(16, -1))
     assert num_positives.numpy() == 0.0
 
@@ -142,14 +150,18 @@ def test_labeler_threshold_and_box_targets():
     gt = [[0.0, 2.0, 8.0, 8.0]]
     cls_targets, box_targets, num_positives = labeler.label(tf.constant(gt), tf.constant([1]))
     assert cls_targets.numpy()[0] == 0 and (cls_targets.numpy()[1:] == -1).all()
-    np.testing.assert_allclose(box_targets.numpy()[0], [0.0, 1 / 8, 0.0, math.log(6 / 8)], atol=1e-6)
+    np.testing.assert_allclose(
+        box_targets.numpy()[0], [0.0, 1 / 8, 0.0, math.log(6 / 8)], atol=1e-6
+    )
     assert num_positives.numpy() == 1.0
 
 
 def test_labeler_force_match_and_ignore_zone():
     # A 4 x 4 box has IoU 0.25 with its best anchor: below 0.5, yet force-matched.
     labeler = AnchorLabeler(small_anchors(), num_classes=2)
-    cls_targets, _, num_positives = labeler.label(tf.constant([[18.0, 18.0, 22.0, 22.0]]), tf.constant([2]))
+    cls_targets, _, num_positives = labeler.label(
+        tf.constant([[18.0, 18.0, 22.0, 22.0]]), tf.constant([2])
+    )
     expected = np.full(16, -1)
     expected[2 * 4 + 2] = 1
     np.testing.assert_array_equal(cls_targets.numpy(), expected)
@@ -157,8 +169,12 @@ def test_labeler_force_match_and_ignore_zone():
 
     # [0, 2, 8, 14] has IoU 48/112 = 0.43 with anchors 0 and 1: the first is forced positive,
     # the other falls between unmatched_threshold 0.3 and match_threshold 0.5: ignored (-2).
-    labeler = AnchorLabeler(small_anchors(), num_classes=2, match_threshold=0.5, unmatched_threshold=0.3)
-    cls_targets, _, num_positives = labeler.label(tf.constant([[0.0, 2.0, 8.0, 14.0]]), tf.constant([1]))
+    labeler = AnchorLabeler(
+        small_anchors(), num_classes=2, match_threshold=0.5, unmatched_threshold=0.3
+    )
+    cls_targets, _, num_positives = labeler.label(
+        tf.constant([[0.0, 2.0, 8.0, 14.0]]), tf.constant([1])
+    )
     assert cls_targets.numpy()[:3].tolist() == [0, -2, -1]
     assert num_positives.numpy() == 1.0
 
@@ -196,4 +212,6 @@ def test_labeler_runs_inside_tf_data():
 def test_float_aspect_ratios_are_width_over_height():
     anchors = generate_anchors((64, 64), 3, 3, 1, (2.0,), 1.0).numpy()
     half_x, half_y = 4 * math.sqrt(2), 4 / math.sqrt(2)
-    np.testing.assert_allclose(anchors[0], [4 - half_y, 4 - half_x, 4 + half_y, 4 + half_x], atol=1e-5)
+    np.testing.assert_allclose(
+        anchors[0], [4 - half_y, 4 - half_x, 4 + half_y, 4 + half_x], atol=1e-5
+    )

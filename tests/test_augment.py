@@ -34,6 +34,7 @@ def assert_valid_boxes(boxes, height, width):
 
 # ---- flip --------------------------------------------------------------------------------
 
+
 def test_flip_moves_box_with_its_pixels():
     image = white_box_image(40, 100, (5, 10, 25, 30))
     boxes = tf.constant([[5.0, 10.0, 25.0, 30.0]])
@@ -56,16 +57,19 @@ def test_random_flip_flips_about_half_the_time():
 
 # ---- scale, crop, pad ------------------------------------------------------------------------
 
+
 def test_scale_crop_pad_by_hand():
     # 100 x 200 image scaled by 0.5 -> 50 x 100, window 64 x 64 at x offset 30.
     image = white_box_image(100, 200, (10, 100, 50, 160))
-    boxes = tf.constant([
-        [10.0, 100.0, 50.0, 160.0],   # -> [5, 20, 25, 50]
-        [10.0, 20.0, 50.0, 120.0],    # -> [5, -20, 25, 30] -> clipped to x 0
-        [10.0, 150.0, 20.0, 190.0],   # -> [5, 45, 10, 65] -> clipped to x 64
-        [10.0, 190.0, 20.0, 200.0],   # -> x 65..70: outside the window, dropped
-        [60.0, 0.0, 60.0, 40.0],      # zero height: dropped
-    ])
+    boxes = tf.constant(
+        [
+            [10.0, 100.0, 50.0, 160.0],  # -> [5, 20, 25, 50]
+            [10.0, 20.0, 50.0, 120.0],  # -> [5, -20, 25, 30] -> clipped to x 0
+            [10.0, 150.0, 20.0, 190.0],  # -> [5, 45, 10, 65] -> clipped to x 64
+            [10.0, 190.0, 20.0, 200.0],  # -> x 65..70: outside the window, dropped
+            [60.0, 0.0, 60.0, 40.0],  # zero height: dropped
+        ]
+    )
     classes = tf.constant([1, 2, 3, 4, 5])
     out, out_boxes, out_classes = augment.scale_crop_pad(
         tf.constant(image), boxes, classes, (64, 64), 0.5, tf.constant([0, 30])
@@ -114,6 +118,7 @@ def test_random_jitter_keeps_boxes_on_their_pixels(seed):
 
 # ---- autoaugment: geometry ---------------------------------------------------------------
 
+
 def test_translation_by_hand():
     image = white_box_image(60, 100, (10, 20, 40, 60))
     matrix = autoaugment.translation_matrix(30.0, -5.0)
@@ -125,12 +130,15 @@ def test_translation_by_hand():
     assert np.all(moved.numpy()[:, :30] == autoaugment.FILL_VALUE)
 
 
-@pytest.mark.parametrize("matrix_fn", [
-    lambda size: autoaugment.shear_matrix(0.3, True),
-    lambda size: autoaugment.shear_matrix(-0.2, False),
-    lambda size: autoaugment.rotation_matrix(30.0, size),
-    lambda size: autoaugment.rotation_matrix(-90.0, size),
-])
+@pytest.mark.parametrize(
+    "matrix_fn",
+    [
+        lambda size: autoaugment.shear_matrix(0.3, True),
+        lambda size: autoaugment.shear_matrix(-0.2, False),
+        lambda size: autoaugment.rotation_matrix(30.0, size),
+        lambda size: autoaugment.rotation_matrix(-90.0, size),
+    ],
+)
 def test_warps_move_boxes_with_their_pixels(matrix_fn):
     box = (30, 50, 70, 110)
     image = white_box_image(120, 160, box)
@@ -149,6 +157,7 @@ def test_rotation_by_quarter_turn_by_hand():
 
 
 # ---- autoaugment: pixel ops --------------------------------------------------------------
+
 
 def test_pixel_ops_by_hand():
     image = tf.constant([[[0, 100, 200], [50, 128, 255]]], tf.uint8)
@@ -188,6 +197,7 @@ def test_inside_box_ops_touch_only_box_content():
 
 
 # ---- autoaugment: every op and policy ----------------------------------------------------
+
 
 def test_every_op_keeps_boxes_valid_in_graph_mode():
     rng = np.random.default_rng(1)

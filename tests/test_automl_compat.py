@@ -50,7 +50,10 @@ def test_predefined_label_maps(tmp_path):
     assert set(coco) == set(range(1, 91)) - COCO_UNUSED_IDS
     assert (coco[1], coco[90]) == ("person", "toothbrush")
     assert automl_hparams.label_map_from("waymo", "test") == {
-        1: "vehicle", 2: "pedestrian", 3: "cyclist"}
+        1: "vehicle",
+        2: "pedestrian",
+        3: "cyclist",
+    }
     path = tmp_path / "mine.yaml"
     path.write_text("{1: cat, 2: dog}\n")
     assert automl_hparams.label_map_from(str(path), "test") == {1: "cat", 2: "dog"}
@@ -62,8 +65,9 @@ def test_translate_keeps_meaning_or_refuses():
     translated = automl_hparams.translate(yaml.safe_load(VOC_HPARAMS), "efficientdet-d0")
     assert translated["label_map"][12] == "dog"
     # 0 and None are "the method's default" to the original.
-    assert {k: v for k, v in translated.items() if k.startswith("nms") or k == "max_detections"} \
-        == {"nms_method": "hard", "max_detections": 50}
+    assert {
+        k: v for k, v in translated.items() if k.startswith("nms") or k == "max_detections"
+    } == {"nms_method": "hard", "max_detections": 50}
     assert "map_freq" not in translated
     assert automl_hparams.translate(
         {"name": "efficientdet-lite0", "mean_rgb": 127.0, "grid_mask": False},
@@ -85,8 +89,7 @@ def test_translate_keeps_meaning_or_refuses():
 def test_float_aspect_ratios_are_the_original_sqrt_factors():
     floats = generate_anchors((128, 128), 3, 7, 3, [1.0, 2.0, 0.5], 4.0)
     root = math.sqrt(2.0)
-    pairs = generate_anchors((128, 128), 3, 7, 3, [(1, 1), (root, 1 / root), (1 / root, root)],
-                             4.0)
+    pairs = generate_anchors((128, 128), 3, 7, 3, [(1, 1), (root, 1 / root), (1 / root, root)], 4.0)
     np.testing.assert_allclose(floats.numpy(), pairs.numpy(), atol=1e-4)
 
 
@@ -101,11 +104,18 @@ def test_voc_hparams_file_trains_with_its_meaning(tmp_path):
     hparams = tmp_path / "voc_config.yaml"
     hparams.write_text(VOC_HPARAMS)
     model_dir = tmp_path / "model"
-    summary = train_in_process([
-        "--mode=train", f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
-        "--model_name=efficientdet-d0", "--image_size=128", f"--model_dir={model_dir}",
-        "--batch_size=2", f"--hparams={hparams}", "--strategy=",
-    ])
+    summary = train_in_process(
+        [
+            "--mode=train",
+            f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
+            "--model_name=efficientdet-d0",
+            "--image_size=128",
+            f"--model_dir={model_dir}",
+            "--batch_size=2",
+            f"--hparams={hparams}",
+            "--strategy=",
+        ]
+    )
     assert summary["epochs"] == 1  # num_epochs from the file
 
     description = yaml.safe_load((model_dir / "model.yaml").read_text())
@@ -137,19 +147,32 @@ def test_voc_hparams_file_trains_with_its_meaning(tmp_path):
 
 def test_hparams_label_map_must_match_the_dataset(tmp_path):
     data = write_dataset(tmp_path / "data", num_train=2, num_val=2)  # square, disc, triangle
-    with pytest.raises(UserError, match=r"label_map.yaml: the dataset's label map is not the "
-                                        r"hparams label_map: id 1: 'aeroplane' vs 'square'"):
-        train_in_process([
-            "--mode=train", f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
-            "--image_size=128", f"--model_dir={tmp_path / 'model'}", "--batch_size=2",
-            "--hparams=label_map=voc,num_classes=21",
-        ])
+    with pytest.raises(
+        UserError,
+        match=r"label_map.yaml: the dataset's label map is not the "
+        r"hparams label_map: id 1: 'aeroplane' vs 'square'",
+    ):
+        train_in_process(
+            [
+                "--mode=train",
+                f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
+                "--image_size=128",
+                f"--model_dir={tmp_path / 'model'}",
+                "--batch_size=2",
+                "--hparams=label_map=voc,num_classes=21",
+            ]
+        )
     with pytest.raises(UserError, match="unknown key.*learning_rat"):
-        train_in_process([
-            f"--train_file_pattern={data}/tfrecords/train-*.tfrecord", "--mode=train",
-            f"--model_dir={tmp_path / 'model'}", "--batch_size=2", "--image_size=128",
-            "--hparams=num_classes=4,learning_rat=0.1",
-        ])
+        train_in_process(
+            [
+                f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
+                "--mode=train",
+                f"--model_dir={tmp_path / 'model'}",
+                "--batch_size=2",
+                "--image_size=128",
+                "--hparams=num_classes=4,learning_rat=0.1",
+            ]
+        )
 
 
 def voc_zip(path):
@@ -170,8 +193,9 @@ def test_workflow_reads_the_label_map_of_model_hparams(workdir):
     config_path.write_text(yaml.safe_dump(config))
 
     run_snakemake(workdir, "tfrecords")
-    assert yaml.safe_load((workdir / "results/pets/label_map.yaml").read_text()) \
-        == automl_hparams.VOC
+    assert (
+        yaml.safe_load((workdir / "results/pets/label_map.yaml").read_text()) == automl_hparams.VOC
+    )
     records = sorted((workdir / "results/pets/tfrecords").glob("*.tfrecord"))
     assert scan_records([str(path) for path in records]).label_map == {12: "dog", 15: "person"}
 

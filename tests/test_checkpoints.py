@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from conftest import REFERENCE
 from efficientdet import build_model, load_checkpoint
-from efficientdet.model.checkpoints import EMA_SUFFIX, automl_variable_names
 from efficientdet.errors import UserError
 from efficientdet.model.backbone import keras_efficientnet
+from efficientdet.model.checkpoints import EMA_SUFFIX, automl_variable_names
 
 REFERENCE_CHECKPOINT = REFERENCE / "automl-efficientdet-d0"
 
@@ -39,8 +39,12 @@ def write_automl_checkpoint(model, prefix, replaced=None):
         tensors[name] = value + 1
         tensors[name + EMA_SUFFIX] = value
         tensors[name + "/Momentum"] = np.full_like(value, np.nan)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(tensors),
-                      shape_and_slices=[""] * len(tensors), tensors=list(tensors.values()))
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=list(tensors),
+        shape_and_slices=[""] * len(tensors),
+        tensors=list(tensors.values()),
+    )
     return str(prefix)
 
 
@@ -69,10 +73,13 @@ def test_other_num_classes_loads_all_but_the_class_predictor(automl_d0, caplog):
         np.testing.assert_array_equal(variable.numpy(), expected, err_msg=name)
 
 
-@pytest.mark.parametrize("name, backbone_message", [
-    ("efficientdet-d1", "its backbone is efficientnet-b0"),
-    ("efficientdet-lite0", "its backbone is efficientnet-b0"),
-])
+@pytest.mark.parametrize(
+    "name, backbone_message",
+    [
+        ("efficientdet-d1", "its backbone is efficientnet-b0"),
+        ("efficientdet-lite0", "its backbone is efficientnet-b0"),
+    ],
+)
 def test_checkpoint_of_another_variant_is_refused(automl_d0, name, backbone_message):
     prefix, _ = automl_d0
     model = build_model(name, num_classes=90, image_size=64)
@@ -138,7 +145,8 @@ def test_project_checkpoint_round_trip(tmp_path, project_models):
 
 
 def test_project_checkpoint_of_other_classes_loads_all_but_the_class_predictor(
-        tmp_path, project_models, caplog):
+    tmp_path, project_models, caplog
+):
     trained, _, _ = project_models
     tf.train.Checkpoint(model=trained).save(tmp_path / "ckpt")
     five_classes = build_model("efficientdet-d0", num_classes=5, image_size=64)
@@ -161,10 +169,13 @@ def test_project_checkpoint_gives_its_moving_average(tmp_path, project_models):
         np.testing.assert_array_equal(found, expected)
 
 
-@pytest.mark.parametrize("file_name, include_top", [
-    ("efficientnetb0_notop.weights.h5", False),
-    ("efficientnetb0.h5", True),
-])
+@pytest.mark.parametrize(
+    "file_name, include_top",
+    [
+        ("efficientnetb0_notop.weights.h5", False),
+        ("efficientnetb0.h5", True),
+    ],
+)
 def test_keras_imagenet_weights_fill_the_backbone_only(tmp_path, file_name, include_top):
     classifier = keras_efficientnet("efficientnet-b0", (96, 96), include_top=include_top)
     weights_file = tmp_path / file_name
@@ -179,8 +190,9 @@ def test_keras_imagenet_weights_fill_the_backbone_only(tmp_path, file_name, incl
     for layer in model.get_layer("efficientnet-b0").layers:
         if not layer.weights:
             continue
-        for weight, expected in zip(layer.get_weights(),
-                                    classifier.get_layer(layer.name).get_weights()):
+        for weight, expected in zip(
+            layer.get_weights(), classifier.get_layer(layer.name).get_weights()
+        ):
             np.testing.assert_array_equal(weight, expected, err_msg=layer.name)
     for weight, before in zip(model.get_layer("fpn_cells").weights, fpn_before):
         np.testing.assert_array_equal(weight.numpy(), before)

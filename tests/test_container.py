@@ -16,7 +16,9 @@ RUN = "sample-efficientdet-d0"
 def test_image_runs_the_data_stage_and_one_epoch(tmp_path):
     result = subprocess.run(
         ["bash", str(REPO / ".ci" / "container.sh"), str(tmp_path)],
-        capture_output=True, text=True, timeout=3600,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "image built in" in result.stdout
@@ -24,4 +26,6 @@ def test_image_runs_the_data_stage_and_one_epoch(tmp_path):
     assert [path.name.split("-")[0] for path in shards] == ["train", "val"]
     done = json.loads((tmp_path / "results" / RUN / "train.done.json").read_text())
     assert done["epochs"] == 1
-    assert (tmp_path / "models" / RUN / "checkpoints" / f"ckpt-{done['global_step']}.index").is_file()
+    assert (
+        tmp_path / "models" / RUN / "checkpoints" / f"ckpt-{done['global_step']}.index"
+    ).is_file()

@@ -11,11 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from efficientdet.cli import main
-from efficientdet.data.images import read_image_info
-from efficientdet.errors import UserError
-from efficientdet.data.annotations import read_frame
-
 from conftest import run_cli
 from data_helpers import (
     INDEX_OUTPUTS,
@@ -26,6 +21,10 @@ from data_helpers import (
     write_pair,
     write_zip,
 )
+from efficientdet.cli import main
+from efficientdet.data.annotations import read_frame
+from efficientdet.data.images import read_image_info
+from efficientdet.errors import UserError
 
 DOG = [("dog", 2, 3, 40, 30)]
 
@@ -399,10 +398,14 @@ def _member(name, kind, linkname=""):
     [
         ("ok/../../evil.txt", "entry 'ok/../../evil.txt' escapes the extraction folder"),
         ("/etc/cron.d/evil", "entry '/etc/cron.d/evil' has an absolute path"),
-        (_member("data/passwd.jpg", tarfile.SYMTYPE, "/etc/passwd"),
-         "entry 'data/passwd.jpg' is a link (to '/etc/passwd'); links are refused"),
-        (_member("data/hard.jpg", tarfile.LNKTYPE, "data/a.jpg"),
-         "entry 'data/hard.jpg' is a link (to 'data/a.jpg'); links are refused"),
+        (
+            _member("data/passwd.jpg", tarfile.SYMTYPE, "/etc/passwd"),
+            "entry 'data/passwd.jpg' is a link (to '/etc/passwd'); links are refused",
+        ),
+        (
+            _member("data/hard.jpg", tarfile.LNKTYPE, "data/a.jpg"),
+            "entry 'data/hard.jpg' is a link (to 'data/a.jpg'); links are refused",
+        ),
         (_member("data/null", tarfile.CHRTYPE), "entry 'data/null' is a device or pipe"),
         (_member("data/disk", tarfile.BLKTYPE), "entry 'data/disk' is a device or pipe"),
         (_member("data/fifo", tarfile.FIFOTYPE), "entry 'data/fifo' is a device or pipe"),
@@ -428,7 +431,9 @@ def test_truncated_tar(tmp_path, caplog, name, mode):
 
 
 def test_gzip_with_damaged_data_is_caught_by_its_checksum(tmp_path, caplog):
-    archive = _tar(tmp_path / "d.tar.gz", ("data/a.png", image_bytes(200, 200, ".png")), mode="w:gz")
+    archive = _tar(
+        tmp_path / "d.tar.gz", ("data/a.png", image_bytes(200, 200, ".png")), mode="w:gz"
+    )
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0xFF
     archive.write_bytes(bytes(data))
@@ -441,8 +446,18 @@ def test_oversized_tar_counts_every_archive(tmp_path, caplog):
     second = _tar(tmp_path / "b.tar.gz", ("b/zeros.bin", bytes(600_000)), mode="w:gz")
     code = _unpack(first, tmp_path / "out" / "voc", "--max_gb", "0.001")
     assert code == 0
-    code = main(["unpack", "--archive", str(first), str(second), "--output",
-                 str(tmp_path / "out2" / "voc"), "--max_gb", "0.001"])
+    code = main(
+        [
+            "unpack",
+            "--archive",
+            str(first),
+            str(second),
+            "--output",
+            str(tmp_path / "out2" / "voc"),
+            "--max_gb",
+            "0.001",
+        ]
+    )
     _assert_failed(code, caplog, "b.tar.gz: oversized archive, more than 1000000 bytes")
     _assert_nothing_written(tmp_path / "out2")
 
@@ -450,22 +465,33 @@ def test_oversized_tar_counts_every_archive(tmp_path, caplog):
 def test_archives_side_by_side_share_folders_but_not_files(tmp_path, caplog):
     first = _tar(tmp_path / "trainval.tar", ("VOC/JPEGImages/a.jpg", b"a"), ("VOC/same.txt", b"s"))
     second = write_zip(tmp_path / "test.zip", {"VOC/JPEGImages/b.jpg": b"b", "VOC/same.txt": b"s"})
-    assert main(["unpack", "--archive", str(first), str(second),
-                 "--output", str(tmp_path / "voc")]) == 0
-    assert sorted(p.relative_to(tmp_path / "voc").as_posix()
-                  for p in (tmp_path / "voc").rglob("*") if p.is_file()) == [
-        "VOC/JPEGImages/a.jpg", "VOC/JPEGImages/b.jpg", "VOC/same.txt"]
+    assert (
+        main(["unpack", "--archive", str(first), str(second), "--output", str(tmp_path / "voc")])
+        == 0
+    )
+    assert sorted(
+        p.relative_to(tmp_path / "voc").as_posix()
+        for p in (tmp_path / "voc").rglob("*")
+        if p.is_file()
+    ) == ["VOC/JPEGImages/a.jpg", "VOC/JPEGImages/b.jpg", "VOC/same.txt"]
 
     third = _tar(tmp_path / "other.tar", ("VOC/JPEGImages/a.jpg", b"another a"))
     code = main(["unpack", "--archive", str(first), str(third), "--output", str(tmp_path / "out")])
-    _assert_failed(code, caplog, "other.tar: entry 'VOC/JPEGImages/a.jpg' conflicts with the "
-                   "different VOC/JPEGImages/a.jpg unpacked from trainval.tar")
+    _assert_failed(
+        code,
+        caplog,
+        "other.tar: entry 'VOC/JPEGImages/a.jpg' conflicts with the "
+        "different VOC/JPEGImages/a.jpg unpacked from trainval.tar",
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_not_an_archive(tmp_path, caplog):
     archive = tmp_path / "notes.tar"
     archive.write_bytes(b"just some text, neither zip nor tar" * 20)
-    _assert_failed(_unpack(archive, tmp_path / "out" / "voc"), caplog,
-                   "notes.tar: corrupt, truncated or not a zip or tar archive")
+    _assert_failed(
+        _unpack(archive, tmp_path / "out" / "voc"),
+        caplog,
+        "notes.tar: corrupt, truncated or not a zip or tar archive",
+    )
     _assert_nothing_written(tmp_path / "out")

@@ -7,9 +7,8 @@ import threading
 
 import pytest
 
-from efficientdet.cli import main
-
 from data_helpers import write_zip
+from efficientdet.cli import main
 
 
 @pytest.fixture

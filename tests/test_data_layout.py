@@ -4,11 +4,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from data_helpers import index_dataset, voc_xml, write_image, write_pair
 from efficientdet.data.annotations import read_frame, read_table
 from efficientdet.data.voc_layout import find_pairs
 from efficientdet.errors import UserError
-
-from data_helpers import index_dataset, voc_xml, write_image, write_pair
 
 DOG = [("dog", 2, 3, 40, 30)]
 
@@ -139,28 +138,53 @@ def test_index_with_a_given_label_map_keeps_its_ids(tmp_path):
 
 
 def test_split_from_lists_chosen_by_name_across_years(tmp_path):
-    _vocdevkit(tmp_path, "VOC2007", ("x1", "x2", "x3"),
-               lists={"trainval": ["x1", "x2"], "test": ["x3"], "train": ["x1"], "val": ["x2"]})
+    _vocdevkit(
+        tmp_path,
+        "VOC2007",
+        ("x1", "x2", "x3"),
+        lists={"trainval": ["x1", "x2"], "test": ["x3"], "train": ["x1"], "val": ["x2"]},
+    )
     _vocdevkit(tmp_path, "VOC2012", ("y1", "y2"), lists={"trainval": ["y1", "y2"]})
     pairs, warnings = find_pairs(
-        tmp_path, {"train": ["VOC2007/trainval", "VOCdevkit/VOC2012/trainval"],
-                   "val": ["VOC2007/test"]})
+        tmp_path,
+        {"train": ["VOC2007/trainval", "VOCdevkit/VOC2012/trainval"], "val": ["VOC2007/test"]},
+    )
     assert {str(p.image).split("/")[-1]: p.image_set for p in pairs} == {
-        "x1.jpg": "train", "x2.jpg": "train", "x3.jpg": "val", "y1.jpg": "train", "y2.jpg": "train"}
+        "x1.jpg": "train",
+        "x2.jpg": "train",
+        "x3.jpg": "val",
+        "y1.jpg": "train",
+        "y2.jpg": "train",
+    }
 
     pairs, warnings = find_pairs(tmp_path, {"train": ["VOC2007/train"], "val": ["VOC2007/val"]})
     assert {str(p.image).split("/")[-1]: p.image_set for p in pairs} == {
-        "x1.jpg": "train", "x2.jpg": "val", "x3.jpg": "", "y1.jpg": "", "y2.jpg": ""}
+        "x1.jpg": "train",
+        "x2.jpg": "val",
+        "x3.jpg": "",
+        "y1.jpg": "",
+        "y2.jpg": "",
+    }
     assert "VOCdevkit/VOC2012: no list of dataset.splits names it, its images are left out" in (
-        warnings)
+        warnings
+    )
 
 
-@pytest.mark.parametrize("name, message", [
-    ("VOC2007/tranval", "dataset.splits: no image-set list 'VOC2007/tranval'; the dataset has "
-     "VOCdevkit/VOC2007/test, VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval"),
-    ("trainval", "dataset.splits: 'trainval' is ambiguous, it names "
-     "VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (
+            "VOC2007/tranval",
+            "dataset.splits: no image-set list 'VOC2007/tranval'; the dataset has "
+            "VOCdevkit/VOC2007/test, VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval",
+        ),
+        (
+            "trainval",
+            "dataset.splits: 'trainval' is ambiguous, it names "
+            "VOCdevkit/VOC2007/trainval, VOCdevkit/VOC2012/trainval",
+        ),
+    ],
+)
 def test_unknown_or_ambiguous_list_name(tmp_path, caplog, name, message):
     _vocdevkit(tmp_path, "VOC2007", ("x1", "x2"), lists={"trainval": ["x1"], "test": ["x2"]})
     _vocdevkit(tmp_path, "VOC2012", ("y1",), lists={"trainval": ["y1"]})

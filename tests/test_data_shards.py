@@ -13,14 +13,13 @@ import yaml
 from PIL import Image
 from pycocotools.coco import COCO
 
+from conftest import SAMPLE_ZIP
+from data_helpers import index_dataset, voc_xml, write_pair
 from efficientdet.cli import main
 from efficientdet.data import tfrecord
 from efficientdet.data.annotations import read_split
 from efficientdet.data.archive import safe_extract
 from efficientdet.data.sample import write_sample
-
-from conftest import SAMPLE_ZIP
-from data_helpers import index_dataset, voc_xml, write_pair
 
 IMAGES_PER_SHARD = 40
 SPLITS = ("train", "val")

@@ -4,12 +4,11 @@ import time
 
 import pytest
 
+from data_helpers import voc_xml
 from efficientdet.data.label_map import discover_label_map, parse_label_map
 from efficientdet.data.objects import VocObject
 from efficientdet.data.voc import VocAnnotation, parse_annotation, validate
 from efficientdet.errors import UserError
-
-from data_helpers import voc_xml
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE annotation [

@@ -6,9 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 
 from conftest import BIN, REPO, run_snakemake
@@ -40,7 +40,10 @@ def test_envs_carry_pyprojects_pins():
 def test_lint_finds_no_rule_without_a_software_environment():
     result = subprocess.run(
         [str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "workflow" / "Snakefile")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "Lints for rule" in result.stdout + result.stderr, "lint ran on the rules"
     assert "Specify a conda environment or container" not in result.stdout + result.stderr
@@ -53,8 +56,10 @@ def build_venv(folder, name):
     subprocess.run([sys.executable, "-m", "venv", str(folder / name)], check=True)
     python = folder / name / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True,
-        env={**os.environ, "EFFICIENTDET_SOURCE": str(REPO)}, timeout=1800,
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+        check=True,
+        env={**os.environ, "EFFICIENTDET_SOURCE": str(REPO)},
+        timeout=1800,
     )
     return folder / name / "bin"
 
@@ -71,9 +76,13 @@ def run_in(environment_bin, workdir, *targets):
 
 
 def imports(environment_bin, module):
-    return subprocess.run(
-        [str(environment_bin / "python"), "-c", f"import {module}"], capture_output=True,
-    ).returncode == 0
+    return (
+        subprocess.run(
+            [str(environment_bin / "python"), "-c", f"import {module}"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.long

@@ -9,11 +9,11 @@ import yaml
 
 from conftest import REFERENCE, run_cli
 from efficientdet import cli
-from efficientdet.model.anchors import AnchorLabeler, feature_sizes
-from efficientdet.evaluate.coco import load_ground_truth
 from efficientdet.config import get_config
+from efficientdet.evaluate.coco import load_ground_truth
 from efficientdet.evaluate.evaluate_checkpoint import detect, evaluation_report
 from efficientdet.export.serving import model_anchors
+from efficientdet.model.anchors import AnchorLabeler, feature_sizes
 from evaluate_helpers import IMAGE_SIZE, FakeRun, write_val_split
 from train_helpers import LABEL_MAP
 
@@ -31,8 +31,13 @@ def project(tmp_path_factory):
 
 
 def evaluate(data, *extra, check=True):
-    return run_cli("evaluate_checkpoint", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
-                   "--batch_size=2", *extra, check=check)
+    return run_cli(
+        "evaluate_checkpoint",
+        f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
+        "--batch_size=2",
+        *extra,
+        check=check,
+    )
 
 
 def test_evaluate_writes_metrics_and_plot(project, tmp_path):
@@ -49,8 +54,22 @@ def test_evaluate_writes_metrics_and_plot(project, tmp_path):
     assert result["image_size"] == [IMAGE_SIZE, IMAGE_SIZE]
     assert result["ground_truth"] == str(data / "val_coco.json")
     metrics = result["metrics"]
-    for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
-                 "ARm", "ARl", "VOC_AP50", "VOC07_AP50"):
+    for name in (
+        "AP",
+        "AP50",
+        "AP75",
+        "APs",
+        "APm",
+        "APl",
+        "AR1",
+        "AR10",
+        "AR100",
+        "ARs",
+        "ARm",
+        "ARl",
+        "VOC_AP50",
+        "VOC07_AP50",
+    ):
         assert name in metrics and (metrics[name] is None or 0.0 <= metrics[name] <= 1.0)
     assert [(row["id"], row["name"]) for row in result["per_class"]] == list(LABEL_MAP.items())
     assert "all-point" in result["voc_ap_methods"]["VOC_AP50"]
@@ -62,10 +81,16 @@ def test_evaluate_writes_metrics_and_plot(project, tmp_path):
 
 
 def evaluate_in_process(data, *extra):
-    """(exit status, messages) of `efficientdet evaluate_checkpoint` run in this process (TensorFlow is
-    imported already, so each error case costs no start-up)."""
-    return cli.main(["evaluate_checkpoint", f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
-                     "--batch_size=2", *extra])
+    """(exit status, messages) of `efficientdet evaluate_checkpoint` run in this process
+    (TensorFlow is imported already, so each error case costs no start-up)."""
+    return cli.main(
+        [
+            "evaluate_checkpoint",
+            f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
+            "--batch_size=2",
+            *extra,
+        ]
+    )
 
 
 def test_evaluate_errors(project, tmp_path, caplog):
@@ -77,8 +102,9 @@ def test_evaluate_errors(project, tmp_path, caplog):
     other.mkdir()
     (other / "checkpoints").symlink_to(run / "checkpoints")
     renamed = {1: "square", 2: "circle", 3: "triangle"}
-    (other / "model.yaml").write_text(yaml.safe_dump(
-        {**yaml.safe_load((run / "model.yaml").read_text()), "label_map": renamed}))
+    (other / "model.yaml").write_text(
+        yaml.safe_dump({**yaml.safe_load((run / "model.yaml").read_text()), "label_map": renamed})
+    )
     caplog.clear()
     assert evaluate_in_process(data, f"--model_dir={other}") == 1
     assert "label map mismatch" in caplog.text and "id 2: model 'circle'" in caplog.text
@@ -111,8 +137,10 @@ class OracleNetwork:
         for image in sorted(ground_truth.dataset["images"], key=lambda image: image["id"]):
             scale = max(image["height"] / model_height, image["width"] / model_width)
             annotations = ground_truth.imgToAnns[image["id"]]
-            boxes = [[y / scale, x / scale, (y + h) / scale, (x + w) / scale]
-                     for x, y, w, h in (a["bbox"] for a in annotations)]
+            boxes = [
+                [y / scale, x / scale, (y + h) / scale, (x + w) / scale]
+                for x, y, w, h in (a["bbox"] for a in annotations)
+            ]
             targets, deltas, _ = labeler.label(boxes, [a["category_id"] for a in annotations])
             class_logits.append(tf.one_hot(targets, num_classes) * 20.0 - 10.0)
             box_deltas.append(deltas)
@@ -123,23 +151,30 @@ class OracleNetwork:
     def _split_levels(class_logits, box_deltas, config):
         sizes = feature_sizes(config.image_size, config.max_level)
         levels, start = [], 0
-        for height, width in sizes[config.min_level:]:
+        for height, width in sizes[config.min_level :]:
             count = height * width * config.num_anchors
-            levels.append((
-                tf.reshape(class_logits[:, start:start + count], [-1, height, width,
-                                                                   count // height // width
-                                                                   * class_logits.shape[-1]]),
-                tf.reshape(box_deltas[:, start:start + count], [-1, height, width,
-                                                                count // height // width * 4]),
-            ))
+            levels.append(
+                (
+                    tf.reshape(
+                        class_logits[:, start : start + count],
+                        [-1, height, width, count // height // width * class_logits.shape[-1]],
+                    ),
+                    tf.reshape(
+                        box_deltas[:, start : start + count],
+                        [-1, height, width, count // height // width * 4],
+                    ),
+                )
+            )
             start += count
         return levels
 
     def __call__(self, images, training=False):
         batch = tf.range(self.next_image, self.next_image + tf.shape(images)[0])
         self.next_image.assign_add(tf.shape(images)[0])
-        return ([tf.gather(logits, batch) for logits, _ in self.levels],
-                [tf.gather(deltas, batch) for _, deltas in self.levels])
+        return (
+            [tf.gather(logits, batch) for logits, _ in self.levels],
+            [tf.gather(deltas, batch) for _, deltas in self.levels],
+        )
 
 
 def test_perfect_network_outputs_score_one(tmp_path):
@@ -157,7 +192,8 @@ def test_perfect_network_outputs_score_one(tmp_path):
     assert report["metrics"]["AP"] == pytest.approx(1.0, abs=1e-3)
     assert report["metrics"]["VOC_AP50"] == pytest.approx(1.0)
     assert report["metrics"]["VOC07_AP50"] == pytest.approx(1.0)
-    assert {row["name"]: row["AP50"] for row in report["per_class"]
-            if row["num_ground_truth"]} == {
-        name: pytest.approx(1.0) for label_id, name in LABEL_MAP.items()
-        if any(a["category_id"] == label_id for a in ground_truth.dataset["annotations"])}
+    assert {row["name"]: row["AP50"] for row in report["per_class"] if row["num_ground_truth"]} == {
+        name: pytest.approx(1.0)
+        for label_id, name in LABEL_MAP.items()
+        if any(a["category_id"] == label_id for a in ground_truth.dataset["annotations"])
+    }

@@ -9,28 +9,40 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from efficientdet.evaluate.coco import METRIC_NAMES, evaluate_detections, load_ground_truth
 from efficientdet.errors import UserError
+from efficientdet.evaluate.coco import METRIC_NAMES, evaluate_detections, load_ground_truth
 from efficientdet.evaluate.plots import plot_pr_curves
 from efficientdet.evaluate.voc import voc_ap, voc_ap_per_class
 
 # Non-contiguous category ids, listed out of order: names must follow ids, not positions.
-CATEGORIES = [{"id": 9, "name": "triangle"}, {"id": 2, "name": "circle"},
-              {"id": 5, "name": "square"}]
+CATEGORIES = [
+    {"id": 9, "name": "triangle"},
+    {"id": 2, "name": "circle"},
+    {"id": 5, "name": "square"},
+]
 NUM_IMAGES = 4
 
 
 def ground_truth_dict():
     """Four 200x200 images; each holds one circle (id 2) and one square (id 5), no triangle."""
-    images = [{"id": 10 + i, "width": 200, "height": 200, "file_name": f"{i}.jpg"}
-              for i in range(NUM_IMAGES)]
+    images = [
+        {"id": 10 + i, "width": 200, "height": 200, "file_name": f"{i}.jpg"}
+        for i in range(NUM_IMAGES)
+    ]
     annotations = []
     for i in range(NUM_IMAGES):
         for category_id, box in ((2, [10, 10, 60, 60]), (5, [100, 90, 80, 70])):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": 10 + i, "category_id": category_id,
-                "bbox": box, "area": box[2] * box[3], "iscrowd": 0, "difficult": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": 10 + i,
+                    "category_id": category_id,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                    "difficult": 0,
+                }
+            )
     return {"images": images, "annotations": annotations, "categories": CATEGORIES}
 
 
@@ -43,9 +55,12 @@ def ground_truth(tmp_path):
 
 def detection(annotation, score=0.9, category_id=None, shift=0.0):
     x, y, w, h = annotation["bbox"]
-    return {"image_id": annotation["image_id"],
-            "category_id": category_id or annotation["category_id"],
-            "bbox": [x + shift, y, w, h], "score": score}
+    return {
+        "image_id": annotation["image_id"],
+        "category_id": category_id or annotation["category_id"],
+        "bbox": [x + shift, y, w, h],
+        "score": score,
+    }
 
 
 def annotations_of(ground_truth, category_id):
@@ -97,12 +112,16 @@ def test_half_the_boxes_missing(ground_truth):
 
 def test_wrong_class_scores_zero(ground_truth):
     swap = {2: 5, 5: 2}
-    detections = [detection(a, category_id=swap[a["category_id"]])
-                  for a in ground_truth.dataset["annotations"]]
+    detections = [
+        detection(a, category_id=swap[a["category_id"]])
+        for a in ground_truth.dataset["annotations"]
+    ]
     evaluation = evaluate_detections(ground_truth, detections)
     assert evaluation.metrics["AP"] == 0.0 and evaluation.metrics["AR100"] == 0.0
     assert voc_ap_per_class(ground_truth.dataset["annotations"], detections, [2, 5]) == {
-        2: 0.0, 5: 0.0}
+        2: 0.0,
+        5: 0.0,
+    }
 
 
 def test_no_detections_score_zero(ground_truth):
@@ -114,8 +133,9 @@ def test_no_detections_score_zero(ground_truth):
 def test_evaluated_images_restrict_the_ground_truth(ground_truth):
     """--eval_samples: images left out do not count as missed objects."""
     kept = [10, 11]
-    detections = [detection(a) for a in ground_truth.dataset["annotations"]
-                  if a["image_id"] in kept]
+    detections = [
+        detection(a) for a in ground_truth.dataset["annotations"] if a["image_id"] in kept
+    ]
     evaluation = evaluate_detections(ground_truth, detections, image_ids=kept)
     assert evaluation.metrics["AP"] == pytest.approx(1.0)
     assert per_class(evaluation)["circle"]["num_ground_truth"] == len(kept)
@@ -155,26 +175,32 @@ def test_voc_ap_formula():
     assert voc_ap(recall, precision) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
     # 11-point: 4 thresholds (0..0.3) at 1, 3 (0.4..0.6) at 2/3, 4 (0.7..1) at 3/5.
     assert voc_ap(recall, precision, use_11_point=True) == pytest.approx(
-        (4 + 3 * 2 / 3 + 4 * 3 / 5) / 11)
+        (4 + 3 * 2 / 3 + 4 * 3 / 5) / 11
+    )
 
 
 def test_voc_matching_duplicates_and_difficult():
     def box(image_id, bbox, **extra):
         return {"image_id": image_id, "category_id": 1, "bbox": bbox, **extra}
 
-    annotations = [box(1, [0, 0, 10, 10]), box(2, [0, 0, 10, 10]), box(3, [50, 50, 10, 10]),
-                   box(3, [0, 0, 10, 10], difficult=1)]
+    annotations = [
+        box(1, [0, 0, 10, 10]),
+        box(2, [0, 0, 10, 10]),
+        box(3, [50, 50, 10, 10]),
+        box(3, [0, 0, 10, 10], difficult=1),
+    ]
     detections = [
-        {**box(1, [0, 0, 10, 10]), "score": 0.9},   # TP
-        {**box(1, [1, 0, 10, 10]), "score": 0.8},   # duplicate of the same object: FP
-        {**box(3, [0, 0, 10, 10]), "score": 0.7},   # on the difficult object: ignored
-        {**box(2, [0, 0, 10, 10]), "score": 0.6},   # TP
-        {**box(3, [30, 30, 5, 5]), "score": 0.5},   # no overlap: FP
+        {**box(1, [0, 0, 10, 10]), "score": 0.9},  # TP
+        {**box(1, [1, 0, 10, 10]), "score": 0.8},  # duplicate of the same object: FP
+        {**box(3, [0, 0, 10, 10]), "score": 0.7},  # on the difficult object: ignored
+        {**box(2, [0, 0, 10, 10]), "score": 0.6},  # TP
+        {**box(3, [30, 30, 5, 5]), "score": 0.5},  # no overlap: FP
         {**box(3, [50, 50, 10, 10]), "score": 0.4},  # TP
     ]
     # Counted sequence TP FP TP FP TP over three counted objects, as in test_voc_ap_formula.
     assert voc_ap_per_class(annotations, detections, [1]) == {
-        1: pytest.approx((1 + 2 / 3 + 3 / 5) / 3)}
+        1: pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    }
 
 
 def test_pr_curve_plot(ground_truth, tmp_path):
@@ -189,15 +215,25 @@ def test_pr_curve_plot(ground_truth, tmp_path):
 
 def write_evaluation(folder, step, ap):
     folder.mkdir(parents=True, exist_ok=True)
-    metrics = {name: ap for name in METRIC_NAMES} | {"APs": None, "VOC_AP50": ap,
-                                                      "VOC07_AP50": ap / 2}
+    metrics = {name: ap for name in METRIC_NAMES} | {
+        "APs": None,
+        "VOC_AP50": ap,
+        "VOC07_AP50": ap / 2,
+    }
     voc = {"VOC_AP50": ap, "VOC07_AP50": ap / 2}
-    (folder / f"ckpt-{step}.json").write_text(json.dumps({
-        "step": step, "num_images": 4, "metrics": metrics,
-        "per_class": [{"id": 2, "name": "circle", "AP": ap, **voc},
-                      {"id": 5, "name": "square", "AP": None, "VOC_AP50": None,
-                       "VOC07_AP50": None}],
-    }))
+    (folder / f"ckpt-{step}.json").write_text(
+        json.dumps(
+            {
+                "step": step,
+                "num_images": 4,
+                "metrics": metrics,
+                "per_class": [
+                    {"id": 2, "name": "circle", "AP": ap, **voc},
+                    {"id": 5, "name": "square", "AP": None, "VOC_AP50": None, "VOC07_AP50": None},
+                ],
+            }
+        )
+    )
 
 
 def test_metrics_table_and_plot(tmp_path):
@@ -218,17 +254,36 @@ def test_metrics_table_and_plot(tmp_path):
 
 
 def test_metrics_errors(tmp_path):
-    result = run_cli("evaluate", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
-                     "--plot", tmp_path / "m.png", check=False)
+    result = run_cli(
+        "evaluate",
+        "--eval_dir",
+        tmp_path,
+        "--output",
+        tmp_path / "m.csv",
+        "--plot",
+        tmp_path / "m.png",
+        check=False,
+    )
     assert result.returncode == 1 and "no ckpt-*.json" in result.stderr
     (tmp_path / "ckpt-3.json").write_text("{}")
-    result = run_cli("evaluate", "--eval_dir", tmp_path, "--output", tmp_path / "m.csv",
-                     "--plot", tmp_path / "m.png", check=False)
+    result = run_cli(
+        "evaluate",
+        "--eval_dir",
+        tmp_path,
+        "--output",
+        tmp_path / "m.csv",
+        "--plot",
+        tmp_path / "m.png",
+        check=False,
+    )
     assert result.returncode == 1 and "ckpt-3.json: not an evaluation" in result.stderr
     assert not (tmp_path / "m.csv").exists()
 
 
 def test_metrics_stage_does_not_import_tensorflow():
-    code = ("import sys, efficientdet.evaluate.evaluate, efficientdet.evaluate.coco, efficientdet.evaluate.voc;"
-            "assert 'tensorflow' not in sys.modules")
+    code = (
+        "import sys, efficientdet.evaluate.evaluate, efficientdet.evaluate.coco,"
+        " efficientdet.evaluate.voc;"
+        "assert 'tensorflow' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

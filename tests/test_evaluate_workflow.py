@@ -30,7 +30,9 @@ def test_only_new_checkpoints_are_evaluated(workdir):
     evaluations = results / "eval"
 
     assert planned_jobs(run_snakemake(workdir, "evaluate", "-n")) == {
-        "evaluate_checkpoint": 1, "evaluate": 1}
+        "evaluate_checkpoint": 1,
+        "evaluate": 1,
+    }
     run_snakemake(workdir, "evaluate")
     first = json.loads((evaluations / "ckpt-100.json").read_text())
     assert first["step"] == 100 and first["num_images"] == 4

@@ -10,13 +10,18 @@ import tensorflow as tf
 import yaml
 from ai_edge_litert.interpreter import Interpreter
 
-from efficientdet.infer.backends import load_backend
 from efficientdet.cli import main
 from efficientdet.config import get_config
 from efficientdet.export.export import evaluation_metrics, select_checkpoint
 from efficientdet.export.serving import OUTPUT_NAMES, Detector
+from efficientdet.infer.backends import load_backend
 from export_helpers import (
-    IMAGE_SIZE, MODEL_NAME, STEP, assert_detections_match, count_confident, exported_run,
+    IMAGE_SIZE,
+    MODEL_NAME,
+    STEP,
+    assert_detections_match,
+    count_confident,
+    exported_run,
     sample_images,
 )
 from train_helpers import LABEL_MAP
@@ -42,8 +47,15 @@ def reference(exported):
 def test_export_folder_holds_every_format_and_metadata(exported):
     folder = exported.export_dir
     expected = {
-        "saved_model", "frozen_model.pb", "frozen_model.json", "model_fp32.tflite",
-        "model_fp16.tflite", "model_int8.tflite", "model.onnx", "label_map.yaml", "metadata.json",
+        "saved_model",
+        "frozen_model.pb",
+        "frozen_model.json",
+        "model_fp32.tflite",
+        "model_fp16.tflite",
+        "model_int8.tflite",
+        "model.onnx",
+        "label_map.yaml",
+        "metadata.json",
     }
     assert {path.name for path in folder.iterdir()} == expected
     assert not [path for path in folder.parent.iterdir() if path.name.startswith(".export")]
@@ -70,7 +82,8 @@ def test_export_folder_holds_every_format_and_metadata(exported):
 
 def test_saved_model_serves_uint8_images_of_any_size_and_batch(exported, reference):
     serving = tf.saved_model.load(str(exported.export_dir / "saved_model")).signatures[
-        "serving_default"]
+        "serving_default"
+    ]
     spec = serving.structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, None, None, 3]
 
@@ -94,14 +107,16 @@ def test_saved_model_serves_uint8_images_of_any_size_and_batch(exported, referen
 def test_export_uses_the_ema_weights(exported, reference):
     """The checkpoint's raw weights detect nothing; its EMA weights (exported) do."""
     assert sum(count_confident(reference, MIN_SCORE)) >= 10
-    detector = Detector(exported.ema_model, get_config(MODEL_NAME, image_size=IMAGE_SIZE),
-                        len(LABEL_MAP))
+    detector = Detector(
+        exported.ema_model, get_config(MODEL_NAME, image_size=IMAGE_SIZE), len(LABEL_MAP)
+    )
     expected = {key: value.numpy() for key, value in detector.detect(sample_images(4)).items()}
     assert_detections_match(expected, reference, MIN_SCORE, **FLOAT32)
 
 
-@pytest.mark.parametrize("name", ["saved_model", "frozen_model.pb", "model_fp32.tflite",
-                                  "model.onnx"])
+@pytest.mark.parametrize(
+    "name", ["saved_model", "frozen_model.pb", "model_fp32.tflite", "model.onnx"]
+)
 def test_float32_formats_detect_what_the_checkpoint_detects(exported, reference, name):
     found = load_backend(exported.export_dir / name).detect(sample_images(4))
     assert count_confident(found, MIN_SCORE) == count_confident(reference, MIN_SCORE)
@@ -124,8 +139,7 @@ def test_int8_tflite_is_integer_and_tracks_float(exported):
     outputs correlated with float32 (r >= 0.85) and scores within 0.01 on average."""
     folder = exported.export_dir
     interpreter = Interpreter(model_path=str(folder / "model_int8.tflite"))
-    weights = [detail for detail in interpreter.get_tensor_details()
-               if detail["dtype"] == np.int8]
+    weights = [detail for detail in interpreter.get_tensor_details() if detail["dtype"] == np.int8]
     assert len(weights) > 100
 
     images = sample_images(4)
@@ -134,15 +148,15 @@ def test_int8_tflite_is_integer_and_tracks_float(exported):
     for name in ("class_logits", "box_deltas"):
         correlation = np.corrcoef(float_outputs[name].ravel(), int8_outputs[name].ravel())[0, 1]
         assert correlation >= 0.85, name
-    scores = [1 / (1 + np.exp(-outputs["class_logits"]))
-              for outputs in (float_outputs, int8_outputs)]
+    scores = [
+        1 / (1 + np.exp(-outputs["class_logits"])) for outputs in (float_outputs, int8_outputs)
+    ]
     assert np.abs(scores[0] - scores[1]).mean() <= 0.01
 
 
 @pytest.mark.parametrize("quantization", ["fp32", "fp16", "int8"])
 def test_tflite_runs_on_builtin_ops_only(exported, quantization):
-    interpreter = Interpreter(
-        model_path=str(exported.export_dir / f"model_{quantization}.tflite"))
+    interpreter = Interpreter(model_path=str(exported.export_dir / f"model_{quantization}.tflite"))
     operators = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not [name for name in operators if name.startswith("Flex") or name == "CUSTOM"]
     assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= operators
@@ -169,16 +183,17 @@ def test_best_checkpoint_is_chosen_by_coco_ap(tmp_path, caplog):
     assert evaluation_metrics(eval_dir, 30) is None
 
     shutil.rmtree(eval_dir)
-    assert _export(f"--checkpoint={checkpoints.parent}", "--select=best",
-                   f"--eval_dir={eval_dir}") == 1
+    assert (
+        _export(f"--checkpoint={checkpoints.parent}", "--select=best", f"--eval_dir={eval_dir}")
+        == 1
+    )
     assert "no COCO evaluation of any checkpoint" in caplog.text
     assert not (checkpoints.parent / "export").exists()
 
 
 def test_bad_checkpoints_and_label_maps_leave_no_export(exported, tmp_path, caplog):
     output = tmp_path / "export"
-    assert _export(f"--checkpoint={tmp_path / 'missing' / 'ckpt-3'}",
-                   f"--output_dir={output}") == 1
+    assert _export(f"--checkpoint={tmp_path / 'missing' / 'ckpt-3'}", f"--output_dir={output}") == 1
     assert "ckpt-3: no such checkpoint" in caplog.text
 
     run_dir = tmp_path / "models" / "corrupt"
@@ -191,8 +206,16 @@ def test_bad_checkpoints_and_label_maps_leave_no_export(exported, tmp_path, capl
 
     other_labels = tmp_path / "label_map.yaml"
     other_labels.write_text(yaml.safe_dump({1: "square", 2: "disc", 3: "star"}))
-    assert _export(f"--checkpoint={exported.run_dir}", f"--label_map={other_labels}",
-                   "--formats", "frozen_graph", f"--output_dir={output}") == 1
+    assert (
+        _export(
+            f"--checkpoint={exported.run_dir}",
+            f"--label_map={other_labels}",
+            "--formats",
+            "frozen_graph",
+            f"--output_dir={output}",
+        )
+        == 1
+    )
     assert "label map does not match" in caplog.text and "'triangle' vs 'star'" in caplog.text
     assert not output.exists()
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".export")]

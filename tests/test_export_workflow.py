@@ -15,15 +15,26 @@ RUN = "tiny"
 def test_frozen_model_and_predictions_targets(workdir):
     overrides = {
         "model": {"name": "efficientdet-d0", "image_size": 128, "pretrained": None, "hparams": {}},
-        "train": {"epochs": 2, "batch_size": 8, "examples_per_epoch": 16, "run": RUN,
-                  "mode": "train"},
+        "train": {
+            "epochs": 2,
+            "batch_size": 8,
+            "examples_per_epoch": 16,
+            "run": RUN,
+            "mode": "train",
+        },
         "export": {"checkpoint": "best", "calibration_images": 4},
         "infer": {"images": None, "min_score": 0.0, "backend": "tflite_int8", "batch_size": 4},
     }
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(overrides))
-    run_snakemake(workdir, "frozen_model", "predictions",
-                  "--configfile", workdir / "config" / "config.yaml", workdir / "tiny.yaml",
-                  timeout=1500)
+    run_snakemake(
+        workdir,
+        "frozen_model",
+        "predictions",
+        "--configfile",
+        workdir / "config" / "config.yaml",
+        workdir / "tiny.yaml",
+        timeout=1500,
+    )
 
     export = workdir / "models" / RUN / "export"
     metadata = json.loads((export / "metadata.json").read_text())
@@ -35,7 +46,8 @@ def test_frozen_model_and_predictions_targets(workdir):
     assert metadata["step"] == max(evaluations, key=lambda step: (evaluations[step], step))
     assert metadata["metrics"]["AP"] == evaluations[metadata["step"]]
     assert {"saved_model", "frozen_model.pb", "model_int8.tflite", "model.onnx"} <= {
-        path.name for path in export.iterdir()}
+        path.name for path in export.iterdir()
+    }
     assert (workdir / "logs" / RUN / "export.log").is_file()
 
     predictions = workdir / "results" / RUN / "predictions"

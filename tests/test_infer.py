@@ -11,8 +11,8 @@ import yaml
 
 from conftest import run_cli
 from efficientdet.cli import main
-from efficientdet.drawing import class_colour, draw_detections
 from efficientdet.data.image_files import find_images
+from efficientdet.drawing import class_colour, draw_detections
 from export_helpers import exported_run, sample_images
 from train_helpers import LABEL_MAP
 
@@ -47,11 +47,20 @@ def infer(*args):
     return main(["infer", *map(str, args)])
 
 
-def test_infer_writes_annotated_images_and_detection_tables(exported, image_folder, tmp_path,
-                                                           caplog):
+def test_infer_writes_annotated_images_and_detection_tables(
+    exported, image_folder, tmp_path, caplog
+):
     output = tmp_path / "predictions"
-    assert infer(f"--model={exported.export_dir}", f"--images={image_folder}",
-                 f"--output_dir={output}", "--min_score=0.25", "--batch_size=2") == 0
+    assert (
+        infer(
+            f"--model={exported.export_dir}",
+            f"--images={image_folder}",
+            f"--output_dir={output}",
+            "--min_score=0.25",
+            "--batch_size=2",
+        )
+        == 0
+    )
     assert "d_broken.jpg: skipped, not a decodable image" in caplog.text
 
     table = pd.read_csv(output / "detections.csv")
@@ -70,8 +79,11 @@ def test_infer_writes_annotated_images_and_detection_tables(exported, image_fold
     single = table[table["image"] == "a.png"].reset_index(drop=True)
     doubled = table[table["image"] == "b_doubled.png"].reset_index(drop=True)
     assert len(single) > 0 and len(single) == len(doubled)
-    assert np.allclose(doubled[["ymin", "xmin", "ymax", "xmax"]],
-                       2 * single[["ymin", "xmin", "ymax", "xmax"]], atol=1e-3)
+    assert np.allclose(
+        doubled[["ymin", "xmin", "ymax", "xmax"]],
+        2 * single[["ymin", "xmin", "ymax", "xmax"]],
+        atol=1e-3,
+    )
     assert np.allclose(doubled["score"], single["score"], atol=1e-5)
 
     written = sorted(path.name for path in (output / "images").iterdir())
@@ -83,13 +95,22 @@ def test_infer_writes_annotated_images_and_detection_tables(exported, image_fold
 
 def test_every_backend_writes_the_same_predictions(exported, image_folder, tmp_path):
     tables = {}
-    for name, model in (("checkpoint", exported.run_dir),
-                        ("frozen", exported.export_dir / "frozen_model.pb"),
-                        ("tflite", exported.export_dir / "model_fp32.tflite"),
-                        ("onnx", exported.export_dir / "model.onnx")):
+    for name, model in (
+        ("checkpoint", exported.run_dir),
+        ("frozen", exported.export_dir / "frozen_model.pb"),
+        ("tflite", exported.export_dir / "model_fp32.tflite"),
+        ("onnx", exported.export_dir / "model.onnx"),
+    ):
         output = tmp_path / name
-        assert infer(f"--model={model}", f"--images={image_folder}/*.png",
-                     f"--output_dir={output}", "--min_score=0.3") == 0
+        assert (
+            infer(
+                f"--model={model}",
+                f"--images={image_folder}/*.png",
+                f"--output_dir={output}",
+                "--min_score=0.3",
+            )
+            == 0
+        )
         tables[name] = pd.read_csv(output / "detections.csv").sort_values(["image", "score"])
     reference = tables.pop("checkpoint")
     assert len(reference) > 0
@@ -97,8 +118,11 @@ def test_every_backend_writes_the_same_predictions(exported, image_folder, tmp_p
         assert list(table["image"]) == list(reference["image"]), name
         assert list(table["label_id"]) == list(reference["label_id"]), name
         assert np.allclose(table["score"], reference["score"], atol=1e-3), name
-        assert np.allclose(table[["ymin", "xmin", "ymax", "xmax"]],
-                           reference[["ymin", "xmin", "ymax", "xmax"]], atol=0.5), name
+        assert np.allclose(
+            table[["ymin", "xmin", "ymax", "xmax"]],
+            reference[["ymin", "xmin", "ymax", "xmax"]],
+            atol=0.5,
+        ), name
 
 
 def test_bad_image_inputs_are_clear_errors(exported, tmp_path, caplog):
@@ -107,8 +131,14 @@ def test_bad_image_inputs_are_clear_errors(exported, tmp_path, caplog):
     empty.mkdir()
     assert infer(f"--model={tflite}", f"--images={empty}", f"--output_dir={tmp_path / 'out'}") == 1
     assert f"{empty}: folder holds no images" in caplog.text
-    assert infer(f"--model={tflite}", f"--images={tmp_path / 'nowhere' / '*.jpg'}",
-                 f"--output_dir={tmp_path / 'out'}") == 1
+    assert (
+        infer(
+            f"--model={tflite}",
+            f"--images={tmp_path / 'nowhere' / '*.jpg'}",
+            f"--output_dir={tmp_path / 'out'}",
+        )
+        == 1
+    )
     assert "pattern matches no images" in caplog.text
 
     broken = tmp_path / "broken"
@@ -123,8 +153,15 @@ def test_bad_image_inputs_are_clear_errors(exported, tmp_path, caplog):
 def test_label_map_must_match_the_model(exported, image_folder, tmp_path, caplog):
     labels = tmp_path / "label_map.yaml"
     labels.write_text(yaml.safe_dump({**LABEL_MAP, 3: "star"}))
-    assert infer(f"--model={exported.export_dir / 'model.onnx'}", f"--images={image_folder}",
-                 f"--label_map={labels}", f"--output_dir={tmp_path / 'out'}") == 1
+    assert (
+        infer(
+            f"--model={exported.export_dir / 'model.onnx'}",
+            f"--images={image_folder}",
+            f"--label_map={labels}",
+            f"--output_dir={tmp_path / 'out'}",
+        )
+        == 1
+    )
     assert "label map does not match the model" in caplog.text
     assert "'triangle' vs 'star'" in caplog.text
 
@@ -173,14 +210,34 @@ def test_missing_or_corrupt_models_are_clear_errors(exported, image_folder, tmp_
 
 def test_benchmark_prints_latency_and_throughput_per_backend(exported, image_folder, capsys):
     models = [exported.export_dir / "model_fp32.tflite", exported.export_dir / "model.onnx"]
-    assert infer("--benchmark", "--model", *models, f"--images={image_folder}",
-                 "--batch_size=2", "--benchmark_runs=2", "--warmup_runs=1") == 0
+    assert (
+        infer(
+            "--benchmark",
+            "--model",
+            *models,
+            f"--images={image_folder}",
+            "--batch_size=2",
+            "--benchmark_runs=2",
+            "--warmup_runs=1",
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split() == ["backend", "model", "batch", "ms_per_batch", "ms_per_image",
-                                "images_per_s"]
+    assert lines[0].split() == [
+        "backend",
+        "model",
+        "batch",
+        "ms_per_batch",
+        "ms_per_image",
+        "images_per_s",
+    ]
     rows = [line.split() for line in lines[1:]]
     assert [(row[0], row[2]) for row in rows] == [
-        ("tflite", "1"), ("tflite", "2"), ("onnx", "1"), ("onnx", "2")]
+        ("tflite", "1"),
+        ("tflite", "2"),
+        ("onnx", "1"),
+        ("onnx", "2"),
+    ]
     for row in rows:
         ms_per_batch, ms_per_image, images_per_s = map(float, row[3:])
         assert ms_per_batch > 0
@@ -189,8 +246,16 @@ def test_benchmark_prints_latency_and_throughput_per_backend(exported, image_fol
 
 
 def test_console_command_reports_errors(tmp_path):
-    result = run_cli("infer", "--model", tmp_path / "m.tflite", "--images", tmp_path,
-                     "--output_dir", tmp_path / "out", check=False)
+    result = run_cli(
+        "infer",
+        "--model",
+        tmp_path / "m.tflite",
+        "--images",
+        tmp_path,
+        "--output_dir",
+        tmp_path / "out",
+        check=False,
+    )
     assert result.returncode == 1
     assert f"{tmp_path}: folder holds no images" in result.stderr
 
@@ -198,9 +263,15 @@ def test_console_command_reports_errors(tmp_path):
 def test_find_images_accepts_a_file_a_folder_and_a_glob(image_folder):
     assert find_images(image_folder / "a.png") == [image_folder / "a.png"]
     assert [path.name for path in find_images(image_folder)] == [
-        "a.png", "b_doubled.png", "c_wide.jpg", "d_broken.jpg"]
+        "a.png",
+        "b_doubled.png",
+        "c_wide.jpg",
+        "d_broken.jpg",
+    ]
     assert [path.name for path in find_images(f"{image_folder}/*.jpg")] == [
-        "c_wide.jpg", "d_broken.jpg"]
+        "c_wide.jpg",
+        "d_broken.jpg",
+    ]
 
 
 def test_drawing_outlines_each_box_in_its_class_colour():

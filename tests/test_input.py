@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientdet.model.anchors import generate_anchors
 from efficientdet.config import get_config
-from efficientdet.train import input as data_input
 from efficientdet.data import tfrecord
 from efficientdet.errors import UserError
+from efficientdet.model.anchors import generate_anchors
+from efficientdet.train import input as data_input
 
 IMAGE_SIZE = 128
 NUM_CLASSES = 3
@@ -88,8 +88,14 @@ def config(**overrides):
 
 def num_anchors():
     cfg = config()
-    return generate_anchors(cfg.image_size, cfg.min_level, cfg.max_level, cfg.num_scales,
-                            cfg.aspect_ratios, cfg.anchor_scale).shape[0]
+    return generate_anchors(
+        cfg.image_size,
+        cfg.min_level,
+        cfg.max_level,
+        cfg.num_scales,
+        cfg.aspect_ratios,
+        cfg.anchor_scale,
+    ).shape[0]
 
 
 def white_extent(image):
@@ -100,8 +106,12 @@ def white_extent(image):
 def test_evaluation_batches_have_the_documented_structure(tmp_path):
     truth = write_shards(tmp_path, records_per_shard=3, num_shards=2)
     dataset = data_input.make_dataset(
-        str(tmp_path / "train-*.tfrecord"), config(), training=False, batch_size=4,
-        num_classes=NUM_CLASSES, max_instances_per_image=5,
+        str(tmp_path / "train-*.tfrecord"),
+        config(),
+        training=False,
+        batch_size=4,
+        num_classes=NUM_CLASSES,
+        max_instances_per_image=5,
     )
     batches = list(dataset)
     assert [int(images.shape[0]) for images, _ in batches] == [4, 2]
@@ -147,13 +157,17 @@ def test_training_batches_are_static_augmented_and_repeat(tmp_path):
     dataset = data_input.make_dataset(
         sorted(tmp_path.glob("*.tfrecord")),
         config(autoaugment_policy="v0", jitter_min=0.5, jitter_max=1.5),
-        training=True, batch_size=4, num_classes=NUM_CLASSES, max_instances_per_image=4, seed=1,
+        training=True,
+        batch_size=4,
+        num_classes=NUM_CLASSES,
+        max_instances_per_image=4,
+        seed=1,
     )
     images_spec, labels_spec = dataset.element_spec
     assert images_spec.shape == (4, IMAGE_SIZE, IMAGE_SIZE, 3)
     assert labels_spec["cls_targets"].shape == (4, num_anchors())
     assert labels_spec["groundtruth_boxes"].shape == (4, 4, 4)
-    for images, labels in dataset.take(4):  # 16 images from 6 records: it repeats
+    for _images, labels in dataset.take(4):  # 16 images from 6 records: it repeats
         boxes = (labels["groundtruth_boxes"] / labels["image_scales"][:, None, None]).numpy()
         real = labels["groundtruth_classes"].numpy() > 0
         assert np.all(boxes[real] >= 0.0) and np.all(boxes[real] <= IMAGE_SIZE + 1e-3)
@@ -183,8 +197,13 @@ def test_train_view_boxes_follow_the_pixels(tmp_path):
 def test_shuffles_across_shards(tmp_path):
     truth = write_shards(tmp_path, records_per_shard=5, num_shards=4, objects=1)
     dataset = data_input.make_dataset(
-        str(tmp_path / "train-*"), config(), training=True, batch_size=5, num_classes=NUM_CLASSES,
-        repeat=False, max_instances_per_image=1,
+        str(tmp_path / "train-*"),
+        config(),
+        training=True,
+        batch_size=5,
+        num_classes=NUM_CLASSES,
+        repeat=False,
+        max_instances_per_image=1,
     )
     orders = [[int(i) for _, labels in dataset for i in labels["source_ids"]] for _ in range(3)]
     for order in orders:
@@ -199,16 +218,28 @@ def test_shuffles_across_shards(tmp_path):
 def test_pads_to_max_instances_and_rejects_more(tmp_path):
     write_shards(tmp_path, records_per_shard=1, num_shards=1, objects=4)
     pattern = str(tmp_path / "*.tfrecord")
-    _, labels = next(iter(data_input.make_dataset(
-        pattern, config(), training=False, batch_size=1, num_classes=NUM_CLASSES,
-        max_instances_per_image=6,
-    )))
+    _, labels = next(
+        iter(
+            data_input.make_dataset(
+                pattern,
+                config(),
+                training=False,
+                batch_size=1,
+                num_classes=NUM_CLASSES,
+                max_instances_per_image=6,
+            )
+        )
+    )
     assert labels["groundtruth_classes"].shape == (1, 6)
     np.testing.assert_array_equal(labels["groundtruth_classes"][0, 4:], -1)
     assert np.all(labels["groundtruth_classes"][0, :4].numpy() > 0)
 
     too_small = data_input.make_dataset(
-        pattern, config(), training=False, batch_size=1, num_classes=NUM_CLASSES,
+        pattern,
+        config(),
+        training=False,
+        batch_size=1,
+        num_classes=NUM_CLASSES,
         max_instances_per_image=3,
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_instances_per_image=3"):
@@ -218,7 +249,11 @@ def test_pads_to_max_instances_and_rejects_more(tmp_path):
 def test_label_ids_beyond_num_classes_are_rejected(tmp_path):
     write_shards(tmp_path, records_per_shard=2, num_shards=1)
     dataset = data_input.make_dataset(
-        str(tmp_path / "*.tfrecord"), config(), training=False, batch_size=2, num_classes=1,
+        str(tmp_path / "*.tfrecord"),
+        config(),
+        training=False,
+        batch_size=2,
+        num_classes=1,
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes=1"):
         next(iter(dataset))
@@ -227,16 +262,23 @@ def test_label_ids_beyond_num_classes_are_rejected(tmp_path):
 def test_crowd_objects_are_skipped_in_training_only(tmp_path):
     image = make_image(64, 64, [[4, 4, 30, 30], [34, 34, 60, 60]])
     with tf.io.TFRecordWriter(str(tmp_path / "crowd.tfrecord")) as writer:
-        writer.write(example_bytes(image, [[4, 4, 30, 30], [34, 34, 60, 60]], [1, 2], 7,
-                                   is_crowd=[0, 1]))
+        writer.write(
+            example_bytes(image, [[4, 4, 30, 30], [34, 34, 60, 60]], [1, 2], 7, is_crowd=[0, 1])
+        )
     pattern = str(tmp_path / "crowd.tfrecord")
-    train = next(iter(data_input.preprocessed_examples(
-        pattern, config(jitter_min=1.0, jitter_max=1.0, input_rand_hflip=False))))
+    train = next(
+        iter(
+            data_input.preprocessed_examples(
+                pattern, config(jitter_min=1.0, jitter_max=1.0, input_rand_hflip=False)
+            )
+        )
+    )
     np.testing.assert_array_equal(train["classes"], [1])
     evaluation = next(iter(data_input.preprocessed_examples(pattern, config(), training=False)))
     np.testing.assert_array_equal(evaluation["classes"], [1, 2])
-    np.testing.assert_allclose(evaluation["boxes"] * evaluation["scale"],
-                               [[4, 4, 30, 30], [34, 34, 60, 60]], atol=1e-4)
+    np.testing.assert_allclose(
+        evaluation["boxes"] * evaluation["scale"], [[4, 4, 30, 30], [34, 34, 60, 60]], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("num_shards", [4, 1])
@@ -248,8 +290,12 @@ def test_input_context_gives_each_pipeline_its_share(tmp_path, num_shards):
             num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
         )
         dataset = data_input.make_dataset(
-            str(tmp_path / "*.tfrecord"), config(), training=False, batch_size=4,
-            num_classes=NUM_CLASSES, input_context=context,
+            str(tmp_path / "*.tfrecord"),
+            config(),
+            training=False,
+            batch_size=4,
+            num_classes=NUM_CLASSES,
+            input_context=context,
         )
         batch_sizes = [int(images.shape[0]) for images, _ in dataset]
         assert batch_sizes == [2, 2]
@@ -263,8 +309,12 @@ def test_runs_under_a_distribution_strategy(tmp_path):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     distributed = strategy.distribute_datasets_from_function(
         lambda context: data_input.make_dataset(
-            str(tmp_path / "*.tfrecord"), config(), training=True, batch_size=2,
-            num_classes=NUM_CLASSES, input_context=context,
+            str(tmp_path / "*.tfrecord"),
+            config(),
+            training=True,
+            batch_size=2,
+            num_classes=NUM_CLASSES,
+            input_context=context,
         )
     )
     images, labels = next(iter(distributed))
@@ -277,8 +327,9 @@ def test_cache_gives_the_same_evaluation_batches(tmp_path):
     pattern = str(tmp_path / "*.tfrecord")
 
     def first_batch(cache):
-        dataset = data_input.make_dataset(pattern, config(), training=False, batch_size=3,
-                                          num_classes=NUM_CLASSES, cache=cache)
+        dataset = data_input.make_dataset(
+            pattern, config(), training=False, batch_size=3, num_classes=NUM_CLASSES, cache=cache
+        )
         return [next(iter(dataset)) for _ in range(2)][-1]
 
     plain_images, plain_labels = first_batch(False)
@@ -290,8 +341,13 @@ def test_cache_gives_the_same_evaluation_batches(tmp_path):
 
 def test_no_matching_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no TFRecord file matches"):
-        data_input.make_dataset(str(tmp_path / "missing-*.tfrecord"), config(), training=True,
-                                batch_size=2, num_classes=NUM_CLASSES)
+        data_input.make_dataset(
+            str(tmp_path / "missing-*.tfrecord"),
+            config(),
+            training=True,
+            batch_size=2,
+            num_classes=NUM_CLASSES,
+        )
 
 
 def test_image_without_objects(tmp_path):
@@ -300,8 +356,12 @@ def test_image_without_objects(tmp_path):
     pattern = str(tmp_path / "empty.tfrecord")
     for training in (False, True):
         dataset = data_input.make_dataset(
-            pattern, config(autoaugment_policy="v3"), training=training, batch_size=1,
-            num_classes=NUM_CLASSES, max_instances_per_image=2,
+            pattern,
+            config(autoaugment_policy="v3"),
+            training=training,
+            batch_size=1,
+            num_classes=NUM_CLASSES,
+            max_instances_per_image=2,
         )
         _, labels = next(iter(dataset))
         assert float(labels["num_positives"][0]) == 0.0
@@ -312,5 +372,10 @@ def test_image_without_objects(tmp_path):
 def test_unknown_autoaugment_policy_is_a_user_error(tmp_path):
     write_shards(tmp_path, records_per_shard=1, num_shards=1)
     with pytest.raises(UserError, match="autoaugment_policy"):
-        data_input.make_dataset(str(tmp_path / "*.tfrecord"), config(autoaugment_policy="v7"),
-                                training=True, batch_size=1, num_classes=NUM_CLASSES)
+        data_input.make_dataset(
+            str(tmp_path / "*.tfrecord"),
+            config(autoaugment_policy="v7"),
+            training=True,
+            batch_size=1,
+            num_classes=NUM_CLASSES,
+        )

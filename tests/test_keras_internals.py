@@ -6,7 +6,9 @@ import pytest
 
 from efficientdet.errors import UserError
 from efficientdet.keras_internals import (
-    SYMBOLIC_BUILD, check_keras_internals, flatten_layers,
+    SYMBOLIC_BUILD,
+    check_keras_internals,
+    flatten_layers,
 )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import BIN, REPO
 
+
 def run(*command):
     return subprocess.run(
         [str(BIN / command[0]), *map(str, command[1:])],

@@ -30,7 +30,9 @@ def test_focal_loss_matches_formula(label_smoothing):
     logits = rng.normal(scale=3.0, size=(4, 7)).astype(np.float32)
     targets = (rng.random((4, 7)) < 0.3).astype(np.float32)
     loss = focal_loss(logits, targets, 0.25, 1.5, label_smoothing).numpy()
-    np.testing.assert_allclose(loss, numpy_focal(logits, targets, 0.25, 1.5, label_smoothing), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        loss, numpy_focal(logits, targets, 0.25, 1.5, label_smoothing), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_huber_loss_matches_formula():
@@ -47,7 +49,9 @@ def test_giou_hand_values():
     # Overlap 1, union 7, enclosing 3 x 3; disjoint unit boxes: enclosing 9, union 2.
     expected = [1 / 7 - 2 / 9, 0.0 - 7 / 9]
     np.testing.assert_allclose(box_iou(pred, target, "giou").numpy(), expected, rtol=1e-6)
-    np.testing.assert_allclose(iou_loss(pred, target, "giou").numpy(), 1 - np.array(expected), rtol=1e-6)
+    np.testing.assert_allclose(
+        iou_loss(pred, target, "giou").numpy(), 1 - np.array(expected), rtol=1e-6
+    )
 
 
 def test_ciou_hand_values():
@@ -59,7 +63,9 @@ def test_ciou_hand_values():
     v = 4 / math.pi**2 * (math.atan(1.0) - math.atan(2.0)) ** 2
     second = 0.5 - 1 / 20 - v / (0.5 + v) * v
     np.testing.assert_allclose(box_iou(pred, target, "ciou").numpy(), [first, second], rtol=1e-6)
-    np.testing.assert_allclose(iou_loss(pred, target, "ciou").numpy(), [1 - first, 1 - second], rtol=1e-6)
+    np.testing.assert_allclose(
+        iou_loss(pred, target, "ciou").numpy(), [1 - first, 1 - second], rtol=1e-6
+    )
 
 
 def test_identical_boxes_have_no_iou_loss():
@@ -74,7 +80,9 @@ def head_outputs(flat, sizes, values_per_anchor):
     for h, w, anchors_per_cell in sizes:
         count = h * w * anchors_per_cell
         level = flat[:, start : start + count]
-        outputs.append(tf.constant(level.reshape(flat.shape[0], h, w, anchors_per_cell * values_per_anchor)))
+        outputs.append(
+            tf.constant(level.reshape(flat.shape[0], h, w, anchors_per_cell * values_per_anchor))
+        )
         start += count
     return outputs
 
@@ -121,7 +129,13 @@ def test_detection_loss_with_iou_term():
     deltas[0, 5] = encode_boxes(pred_box, anchors[5:6]).numpy()
     logits = np.zeros((1, 16, 1), np.float32)
 
-    common = (head_outputs(logits, sizes, 1), head_outputs(deltas, sizes, 4), cls_targets, box_targets, [1.0])
+    common = (
+        head_outputs(logits, sizes, 1),
+        head_outputs(deltas, sizes, 4),
+        cls_targets,
+        box_targets,
+        [1.0],
+    )
     plain_total, _, _ = detection_loss(*common)
     total, _, _ = detection_loss(*common, iou_loss_type="giou", anchors=anchors)
     # IoU 64/96, enclosing box = union: GIoU = 2/3; normaliser (1 + 1) * 4.
@@ -140,8 +154,13 @@ def test_detection_loss_gradients_are_finite_under_tf_function():
     def gradients():
         with tf.GradientTape() as tape:
             total, _, _ = detection_loss(
-                cls_outputs, box_outputs, cls_targets, box_targets, tf.constant([1.0, 1.0]),
-                iou_loss_type="ciou", anchors=anchors,
+                cls_outputs,
+                box_outputs,
+                cls_targets,
+                box_targets,
+                tf.constant([1.0, 1.0]),
+                iou_loss_type="ciou",
+                anchors=anchors,
             )
         return tape.gradient(total, cls_outputs + box_outputs)
 

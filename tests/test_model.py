@@ -22,10 +22,18 @@ def test_variant_table_holds_the_fifteen_models():
     assert len(MODEL_NAMES) == 15
     d7x = get_config("efficientdet-d7x")
     assert (d7x.backbone, d7x.image_size, d7x.max_level, d7x.fpn_weight_method) == (
-        "efficientnet-b7", (1536, 1536), 8, "sum")
+        "efficientnet-b7",
+        (1536, 1536),
+        8,
+        "sum",
+    )
     lite3x = get_config("efficientdet-lite3x")
     assert (lite3x.backbone, lite3x.image_size, lite3x.fpn_num_filters, lite3x.act_type) == (
-        "efficientnet-lite3", (640, 640), 200, "relu6")
+        "efficientnet-lite3",
+        (640, 640),
+        200,
+        "relu6",
+    )
     assert lite3x.mean_rgb == (127.0, 127.0, 127.0)
     assert get_config("efficientdet-d0").mean_rgb == pytest.approx((123.675, 116.28, 103.53))
 
@@ -36,7 +44,11 @@ def test_config_carries_anchor_and_training_defaults():
     assert config.aspect_ratios == ((1.0, 1.0), (1.4, 0.7), (0.7, 1.4))
     assert config.num_anchors == 9
     assert (config.learning_rate, config.weight_decay, config.alpha, config.gamma) == (
-        0.08, 4e-5, 0.25, 1.5)
+        0.08,
+        4e-5,
+        0.25,
+        1.5,
+    )
     assert (config.delta, config.box_loss_weight, config.max_detections) == (0.1, 50.0, 100)
     overridden = get_config("efficientdet-d0", learning_rate=0.01, image_size=None)
     assert (overridden.learning_rate, overridden.image_size) == (0.01, (512, 512))
@@ -62,8 +74,14 @@ def test_unknown_variant_or_key_is_a_user_error():
 
 def test_bifpn_graph_is_automls():
     assert bifpn_nodes(3, 7) == [
-        (6, [3, 4]), (5, [2, 5]), (4, [1, 6]), (3, [0, 7]),
-        (4, [1, 7, 8]), (5, [2, 6, 9]), (6, [3, 5, 10]), (7, [4, 11]),
+        (6, [3, 4]),
+        (5, [2, 5]),
+        (4, [1, 6]),
+        (3, [0, 7]),
+        (4, [1, 7, 8]),
+        (5, [2, 6, 9]),
+        (6, [3, 5, 10]),
+        (7, [4, 11]),
     ]
 
 
@@ -111,10 +129,13 @@ def test_outputs_are_per_level_anchor_major_float32():
     np.testing.assert_allclose(1 / (1 + np.exp(-class_bias)), 0.01, rtol=1e-5)
 
 
-@pytest.mark.parametrize("image_size, p3_size, p7_size", [
-    ("256x128", (16, 32), (1, 2)),
-    ((100, 150), (13, 19), (1, 2)),
-])
+@pytest.mark.parametrize(
+    "image_size, p3_size, p7_size",
+    [
+        ("256x128", (16, 32), (1, 2)),
+        ((100, 150), (13, 19), (1, 2)),
+    ],
+)
 def test_non_square_sizes(image_size, p3_size, p7_size):
     model = build_model("efficientdet-lite0", num_classes=2, image_size=image_size)
     height, width = parse_image_size(image_size)

@@ -25,14 +25,17 @@ CLIPPED_D = [24.0, 24.0, 32.0, 32.0]
 
 
 def head_outputs(detections_per_image):
-    """Head-shaped (single level [B, 4, 4, K] and [B, 4, 4, 4]) outputs with the given detections."""
+    """Head-shaped outputs (single level [B, 4, 4, K] and [B, 4, 4, 4]) with the given
+    detections."""
     batch = len(detections_per_image)
     logits = np.full((batch, 16, NUM_CLASSES), -20.0, np.float32)
     deltas = np.zeros((batch, 16, 4), np.float32)
     for image, detections in enumerate(detections_per_image):
         for anchor, channel, score, box in detections:
             logits[image, anchor, channel] = math.log(score / (1 - score))
-            deltas[image, anchor] = encode_boxes(np.array([box], np.float32), ANCHORS[anchor : anchor + 1])[0]
+            deltas[image, anchor] = encode_boxes(
+                np.array([box], np.float32), ANCHORS[anchor : anchor + 1]
+            )[0]
     return (
         [tf.constant(logits.reshape(batch, 4, 4, NUM_CLASSES))],
         [tf.constant(deltas.reshape(batch, 4, 4, 4))],
@@ -41,13 +44,19 @@ def head_outputs(detections_per_image):
 
 def run(detections_per_image, image_scales=None, **options):
     cls_outputs, box_outputs = head_outputs(detections_per_image)
-    result = postprocess(cls_outputs, box_outputs, ANCHORS, IMAGE_SIZE, image_scales, score_threshold=0.05, **options)
+    result = postprocess(
+        cls_outputs, box_outputs, ANCHORS, IMAGE_SIZE, image_scales, score_threshold=0.05, **options
+    )
     return {key: value.numpy() for key, value in result.items()}
 
 
 def valid(result, image=0):
     count = result["num_detections"][image]
-    return result["boxes"][image, :count], result["scores"][image, :count], result["classes"][image, :count]
+    return (
+        result["boxes"][image, :count],
+        result["scores"][image, :count],
+        result["classes"][image, :count],
+    )
 
 
 def test_hard_nms_per_class_keeps_other_classes():
@@ -106,8 +115,15 @@ def test_boxes_reaching_into_the_padding_end_at_the_image_border():
     # reaches past the right edge: it ends up flat on the bottom border, cut at the right one.
     _, scale = resize_and_pad(original, IMAGE_SIZE)
     cls_outputs, box_outputs = head_outputs([DETECTIONS])
-    result = postprocess(cls_outputs, box_outputs, ANCHORS, IMAGE_SIZE, scale[tf.newaxis],
-                         tf.constant([[100, 200]]), score_threshold=0.05)
+    result = postprocess(
+        cls_outputs,
+        box_outputs,
+        ANCHORS,
+        IMAGE_SIZE,
+        scale[tf.newaxis],
+        tf.constant([[100, 200]]),
+        score_threshold=0.05,
+    )
     boxes = result["boxes"].numpy()[0, : result["num_detections"].numpy()[0]]
     box_d = boxes[np.argmax(boxes[:, 0])]
     np.testing.assert_allclose(box_d, [100, 24 * 200 / 32, 100, 200], rtol=1e-5)
@@ -124,7 +140,13 @@ def test_exported_function_with_unknown_batch(tmp_path, method):
     module = tf.Module()
     module.detect = tf.function(
         lambda cls_outputs, box_outputs, scales: postprocess(
-            cls_outputs, box_outputs, ANCHORS, IMAGE_SIZE, scales, method=method, score_threshold=0.05
+            cls_outputs,
+            box_outputs,
+            ANCHORS,
+            IMAGE_SIZE,
+            scales,
+            method=method,
+            score_threshold=0.05,
         ),
         input_signature=spec,
     )
@@ -132,7 +154,9 @@ def test_exported_function_with_unknown_batch(tmp_path, method):
     loaded = tf.saved_model.load(str(tmp_path / "saved"))
     cls_outputs, box_outputs = head_outputs([DETECTIONS, DETECTIONS, []])
     result = loaded.detect(cls_outputs, box_outputs, tf.constant([1.0, 2.0, 1.0]))
-    expected = run([DETECTIONS, DETECTIONS, []], image_scales=tf.constant([1.0, 2.0, 1.0]), method=method)
+    expected = run(
+        [DETECTIONS, DETECTIONS, []], image_scales=tf.constant([1.0, 2.0, 1.0]), method=method
+    )
     for key, value in result.items():
         np.testing.assert_allclose(value.numpy(), expected[key], rtol=1e-5, atol=1e-5)
 

@@ -9,7 +9,11 @@ from efficientdet.model.preprocess import resize_and_pad
 
 @pytest.mark.parametrize(
     "original_size, output_size, resized_size",
-    [((100, 200), (64, 64), (32, 64)), ((300, 100), (64, 96), (64, 21)), ((50, 50), (128, 64), (64, 64))],
+    [
+        ((100, 200), (64, 64), (32, 64)),
+        ((300, 100), (64, 96), (64, 21)),
+        ((50, 50), (128, 64), (64, 64)),
+    ],
 )
 def test_resize_keeps_aspect_ratio_and_pads_with_zeros(original_size, output_size, resized_size):
     original = tf.fill([*original_size, 3], tf.constant(7, tf.uint8))
@@ -19,7 +23,9 @@ def test_resize_keeps_aspect_ratio_and_pads_with_zeros(original_size, output_siz
     rows, cols = resized_size
     np.testing.assert_allclose(image[:rows, :cols], 7.0, atol=1e-4)
     assert (image[rows:] == 0).all() and (image[:, cols:] == 0).all()
-    np.testing.assert_allclose(scale.numpy(), max(o / r for o, r in zip(original_size, output_size)), rtol=1e-6)
+    np.testing.assert_allclose(
+        scale.numpy(), max(o / r for o, r in zip(original_size, output_size)), rtol=1e-6
+    )
 
 
 def test_model_coordinates_map_back_to_original_pixels():

@@ -37,7 +37,9 @@ def config_home(tmp_path):
     """XDG_CONFIG_HOME of a user who ran `make profiles`."""
     home = tmp_path / "xdg"
     subprocess.run(
-        ["make", "-C", str(REPO), "profiles"], check=True, capture_output=True,
+        ["make", "-C", str(REPO), "profiles"],
+        check=True,
+        capture_output=True,
         env={**os.environ, "XDG_CONFIG_HOME": str(home)},
     )
     return home
@@ -47,7 +49,10 @@ def snakemake(workdir, config_home, *args, snakefile=REPO / "workflow" / "Snakef
     """snakemake run from `workdir` (as from the project root: no --directory)."""
     return subprocess.run(
         [str(BIN / "snakemake"), "--snakefile", str(snakefile), *args],
-        cwd=workdir, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "XDG_CONFIG_HOME": str(config_home)},
     )
 
@@ -66,7 +71,9 @@ def test_make_profiles_leaves_a_users_own_profile_alone(tmp_path):
     own.mkdir(parents=True)
     (own / "config.yaml").write_text("jobs: 1\n")
     result = subprocess.run(
-        ["make", "-C", str(REPO), "profiles"], capture_output=True, text=True,
+        ["make", "-C", str(REPO), "profiles"],
+        capture_output=True,
+        text=True,
         env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
     )
     assert result.returncode != 0
@@ -85,15 +92,27 @@ def test_local_profile_runs_one_gpu_job_at_a_time(workdir, config_home):
     snakefile = workdir / "Snakefile"
     snakefile.write_text(GPU_JOBS_SNAKEFILE)
     # Two cores, two gpu=1 jobs: the profile's gpu: 1 makes them take turns.
-    result = snakemake(workdir, config_home, "--profile", "local", "--cores", "2", "gpu_jobs",
-                       snakefile=snakefile)
+    result = snakemake(
+        workdir, config_home, "--profile", "local", "--cores", "2", "gpu_jobs", snakefile=snakefile
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (start_1, end_1), (start_2, end_2) = sorted(gpu_job_intervals(workdir))
     assert end_1 <= start_2
 
     # The same jobs with two GPUs run side by side, so the check above can tell.
-    result = snakemake(workdir, config_home, "gpu_jobs", "--profile", "local", "--cores", "2",
-                       "--forceall", "--resources", "gpu=2", snakefile=snakefile)
+    result = snakemake(
+        workdir,
+        config_home,
+        "gpu_jobs",
+        "--profile",
+        "local",
+        "--cores",
+        "2",
+        "--forceall",
+        "--resources",
+        "gpu=2",
+        snakefile=snakefile,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (start_1, end_1), (start_2, end_2) = sorted(gpu_job_intervals(workdir))
     assert start_2 < end_1

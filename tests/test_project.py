@@ -2,8 +2,8 @@
 
 import re
 import subprocess
-import tomllib
 
+import tomllib
 import yaml
 
 from conftest import BIN, REPO
@@ -19,7 +19,9 @@ def test_environment_yml_pins_match_pyproject():
     pinned |= set(project["optional-dependencies"]["cpu"])
     pinned |= set(project["optional-dependencies"]["slurm"])
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
-    pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
+    pip_section = next(
+        item["pip"] for item in environment["dependencies"] if isinstance(item, dict)
+    )
     assert set(pip_section) == pinned
 
 
@@ -31,8 +33,9 @@ def test_every_stage_has_one_name():
         [str(BIN / "efficientdet"), "--help"], capture_output=True, text=True, check=True
     ).stdout
     rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
-    rule_commands = dict(re.findall(r"^(?:rule|checkpoint) (\w+):.*?efficientdet (\w+)", rules,
-                                    flags=re.M | re.S))
+    rule_commands = dict(
+        re.findall(r"^(?:rule|checkpoint) (\w+):.*?efficientdet (\w+)", rules, flags=re.M | re.S)
+    )
     for command, (stage, _) in COMMANDS.items():
         assert command in usage
         assert (REPO / "scripts" / "efficientdet" / stage / f"{command}.py").exists(), command

@@ -44,7 +44,9 @@ def _node_cpus():
     try:
         result = subprocess.run(
             ["sinfo", "--noheader", "--states=idle,mixed,allocated", "--format=%c"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except subprocess.TimeoutExpired:
         return None
@@ -63,29 +65,36 @@ def node_cpus():
     return cpus
 
 
-def _slurm_command(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
-                   extra=()):
+def _slurm_command(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS, extra=()):
     return [
-        "timeout", "-k", "30", str(seconds),
+        "timeout",
+        "-k",
+        "30",
+        str(seconds),
         str(BIN / "snakemake"),
-        "--snakefile", str(snakefile),
-        "--directory", str(workdir),
-        "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        str(REPO / "profiles" / "slurm"),
         # For this small, idle cluster: poll after 1 s instead of 40 s, keep the job logs to
         # inspect them, and ask for no more CPUs than the node has.
-        "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
         "--slurm-keep-successful-logs",
-        "--max-threads", str(max_threads),
+        "--max-threads",
+        str(max_threads),
         *targets,
         # After the targets: options of several values would take them.
         *extra,
     ]
 
 
-def _run_on_slurm(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS,
-                  extra=()):
-    command = _slurm_command(workdir, snakefile, *targets, max_threads=max_threads,
-                             seconds=seconds, extra=extra)
+def _run_on_slurm(workdir, snakefile, *targets, max_threads, seconds=SNAKEMAKE_SECONDS, extra=()):
+    command = _slurm_command(
+        workdir, snakefile, *targets, max_threads=max_threads, seconds=seconds, extra=extra
+    )
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"snakemake on SLURM failed ({result.returncode}; 124 = timed out):\n"
@@ -106,9 +115,18 @@ def _slurm_jobs(workdir):
 def _accounting(job_ids):
     """{job id: (job name, state, time limit, allocated TRES)} as `sacct` reports them."""
     result = subprocess.run(
-        ["sacct", "--allocations", "--noheader", "--parsable2", f"--jobs={','.join(job_ids)}",
-         "--format=JobID,JobName,State,Timelimit,AllocTRES"],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "sacct",
+            "--allocations",
+            "--noheader",
+            "--parsable2",
+            f"--jobs={','.join(job_ids)}",
+            "--format=JobID,JobName,State,Timelimit,AllocTRES",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     rows = (line.split("|") for line in result.stdout.splitlines())
     return {job_id: tuple(fields) for job_id, *fields in rows}
@@ -162,19 +180,27 @@ def configure_tiny(workdir, **train):
 @pytest.mark.long
 def test_whole_dag_on_slurm_then_only_new_evaluations(workdir, node_cpus):
     configure_tiny(workdir, epochs=2)
-    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "predictions", "evaluate",
-                  max_threads=node_cpus, seconds=1500)
+    _run_on_slurm(
+        workdir,
+        REPO / "workflow" / "Snakefile",
+        "predictions",
+        "evaluate",
+        max_threads=node_cpus,
+        seconds=1500,
+    )
     assert (workdir / "models" / RUN / "export" / "frozen_model.pb").is_file()
     assert (workdir / "results" / RUN / "predictions" / "detections.csv").is_file()
-    assert sorted(path.name for path in (workdir / "results" / RUN / "eval").glob("ckpt-*.json")) \
-        == ["ckpt-2.json", "ckpt-4.json"]
+    assert sorted(
+        path.name for path in (workdir / "results" / RUN / "eval").glob("ckpt-*.json")
+    ) == ["ckpt-2.json", "ckpt-4.json"]
 
     jobs = _slurm_jobs(workdir)
     shards = len(list((workdir / "results" / "sample" / "tfrecords").glob("*.tfrecord")))
     # download and the metrics table are local rules; every other job went through sbatch.
     assert sorted(jobs.values()) == sorted(
         ["unpack", "index", "split", "ground_truth", "dataset_stats", "train", "export", "infer"]
-        + ["shard"] * shards + ["evaluate_checkpoint"] * 2
+        + ["shard"] * shards
+        + ["evaluate_checkpoint"] * 2
     )
     accounting = _accounting(jobs)
     assert {state for _, state, _, _ in accounting.values()} == {"COMPLETED"}
@@ -184,14 +210,17 @@ def test_whole_dag_on_slurm_then_only_new_evaluations(workdir, node_cpus):
     # One more epoch: training continues, and only its new checkpoint is evaluated.
     configure_tiny(workdir, epochs=3)
     before = set(jobs)
-    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "evaluate",
-                  max_threads=node_cpus, seconds=900)
-    new_jobs = {job_id: rule for job_id, rule in _slurm_jobs(workdir).items()
-                if job_id not in before}
+    _run_on_slurm(
+        workdir, REPO / "workflow" / "Snakefile", "evaluate", max_threads=node_cpus, seconds=900
+    )
+    new_jobs = {
+        job_id: rule for job_id, rule in _slurm_jobs(workdir).items() if job_id not in before
+    }
     assert sorted(new_jobs.values()) == ["evaluate_checkpoint", "train"]
-    evaluation_logs = (workdir / ".snakemake" / "slurm_logs" / "rule_evaluate_checkpoint")
-    new_evaluation = [path.parent.name for path in evaluation_logs.rglob("*.log")
-                      if path.stem in new_jobs]
+    evaluation_logs = workdir / ".snakemake" / "slurm_logs" / "rule_evaluate_checkpoint"
+    new_evaluation = [
+        path.parent.name for path in evaluation_logs.rglob("*.log") if path.stem in new_jobs
+    ]
     assert new_evaluation == ["6"], "only ckpt-6 is new"
 
 
@@ -215,9 +244,17 @@ def test_cancelled_training_resumes_from_its_last_checkpoint(workdir, node_cpus)
     log_file = workdir.parent / f"{workdir.name}.out"
     with open(log_file, "w") as output:
         snakemake = subprocess.Popen(
-            _slurm_command(workdir, REPO / "workflow" / "Snakefile", "train", "--retries", "0",
-                           max_threads=node_cpus, seconds=TRAIN_SECONDS),
-            stdout=output, stderr=subprocess.STDOUT,
+            _slurm_command(
+                workdir,
+                REPO / "workflow" / "Snakefile",
+                "train",
+                "--retries",
+                "0",
+                max_threads=node_cpus,
+                seconds=TRAIN_SECONDS,
+            ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + TRAIN_SECONDS
@@ -237,13 +274,20 @@ def test_cancelled_training_resumes_from_its_last_checkpoint(workdir, node_cpus)
 
     latest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
     configure_tiny(workdir, epochs=latest // 2 + 1)
-    _run_on_slurm(workdir, REPO / "workflow" / "Snakefile", "train", max_threads=node_cpus,
-                  seconds=TRAIN_SECONDS)
+    _run_on_slurm(
+        workdir,
+        REPO / "workflow" / "Snakefile",
+        "train",
+        max_threads=node_cpus,
+        seconds=TRAIN_SECONDS,
+    )
     log = (workdir / "logs" / RUN / "train.log").read_text()
     assert f"resuming from models/{RUN}/checkpoints/ckpt-{latest}" in log
     epochs_lost = epochs_begun - latest // 2
-    print(f"scancel: {epochs_begun} epochs begun, resumed after epoch {latest // 2}: "
-          f"{epochs_lost} lost")
+    print(
+        f"scancel: {epochs_begun} epochs begun, resumed after epoch {latest // 2}: "
+        f"{epochs_lost} lost"
+    )
     assert epochs_lost <= 1
 
 
@@ -262,17 +306,23 @@ rule sleeper:
 
 
 @pytest.mark.long
-@pytest.mark.xfail(strict=True, reason=(
-    "snakemake-executor-plugin-slurm 2.8.0 compares sacct's 'CANCELLED by <uid>' with "
-    "'CANCELLED' and waits on a scancel'ed job for ever"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "snakemake-executor-plugin-slurm 2.8.0 compares sacct's 'CANCELLED by <uid>' with "
+        "'CANCELLED' and waits on a scancel'ed job for ever"
+    ),
+)
 def test_a_cancelled_job_is_reported_as_failed(workdir, node_cpus):
     snakefile = workdir / "Snakefile"
     snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=10))
     with open(workdir.parent / f"{workdir.name}.out", "w") as output:
         snakemake = subprocess.Popen(
-            _slurm_command(workdir, snakefile, "sleeper", "--retries", "0", max_threads=1,
-                           seconds=400),
-            stdout=output, stderr=subprocess.STDOUT,
+            _slurm_command(
+                workdir, snakefile, "sleeper", "--retries", "0", max_threads=1, seconds=400
+            ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 120
@@ -293,9 +343,18 @@ def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
     _prepare_training(workdir, epochs=2, strategy="multi_worker")
     # Two CPU tasks on the one node: srun starts them, SLURM's resolver finds the cluster.
     _run_on_slurm(
-        workdir, REPO / "workflow" / "Snakefile", "train", max_threads=1, seconds=TRAIN_SECONDS,
-        extra=["--set-resources", "train:tasks=2", "train:mpi=srun", "train:gpu=0",
-               "train:mem_mb=6000"],
+        workdir,
+        REPO / "workflow" / "Snakefile",
+        "train",
+        max_threads=1,
+        seconds=TRAIN_SECONDS,
+        extra=[
+            "--set-resources",
+            "train:tasks=2",
+            "train:mpi=srun",
+            "train:gpu=0",
+            "train:mem_mb=6000",
+        ],
     )
     done = json.loads((workdir / "results" / RUN / "train.done.json").read_text())
     assert done["global_step"] == 4
@@ -307,7 +366,10 @@ def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
     (job_id,) = _slurm_jobs(workdir)
     steps = subprocess.run(
         ["sacct", "--noheader", "--parsable2", f"--jobs={job_id}", "--format=JobID,NTasks,State"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout.split()
     assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps), steps
 
@@ -316,17 +378,27 @@ def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
 def _run_probe_on_slurm(workdir, *extra, seconds=SNAKEMAKE_SECONDS):
     snakefile = workdir / "Snakefile"
     snakefile.write_text(GPU_PROBE_SNAKEFILE)
-    command = _slurm_command(workdir, snakefile, "gpu_probe", max_threads=1, seconds=seconds,
-                             extra=["--retries", "0", *extra])
+    command = _slurm_command(
+        workdir,
+        snakefile,
+        "gpu_probe",
+        max_threads=1,
+        seconds=seconds,
+        extra=["--retries", "0", *extra],
+    )
     return subprocess.run(command, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("request_, message", [
-    (["--default-resources", "slurm_partition=no_such_partition"], "invalid partition"),
-    (["--set-resources", "gpu_probe:gpu=8"], "Requested node configuration is not available"),
-])
-def test_a_request_the_cluster_refuses_fails_with_its_message(workdir, node_cpus, request_,
-                                                              message):
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (["--default-resources", "slurm_partition=no_such_partition"], "invalid partition"),
+        (["--set-resources", "gpu_probe:gpu=8"], "Requested node configuration is not available"),
+    ],
+)
+def test_a_request_the_cluster_refuses_fails_with_its_message(
+    workdir, node_cpus, request_, message
+):
     result = _run_probe_on_slurm(workdir, *request_)
     assert result.returncode not in (0, 124), result.stderr[-3000:]
     assert message in result.stdout + result.stderr
@@ -338,9 +410,11 @@ def test_a_job_killed_at_its_time_limit_is_reported_with_its_log(workdir, node_c
     snakefile = workdir / "Snakefile"
     snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=1))
     result = subprocess.run(
-        _slurm_command(workdir, snakefile, "sleeper", max_threads=1, seconds=400,
-                       extra=["--retries", "0"]),
-        capture_output=True, text=True,
+        _slurm_command(
+            workdir, snakefile, "sleeper", max_threads=1, seconds=400, extra=["--retries", "0"]
+        ),
+        capture_output=True,
+        text=True,
     )
     output = result.stdout + result.stderr
     assert result.returncode not in (0, 124), output[-3000:]

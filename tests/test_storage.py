@@ -32,7 +32,8 @@ def s3_endpoint(tmp_path_factory):
     port = free_port()
     server = subprocess.Popen(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(tmp_path_factory.mktemp("moto") / "moto.log", "w"), stderr=subprocess.STDOUT,
+        stdout=open(tmp_path_factory.mktemp("moto") / "moto.log", "w"),
+        stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
@@ -65,22 +66,36 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     config_file.write_text(yaml.safe_dump(config))
 
     run_snakemake(
-        workdir, "tfrecords", "dataset_stats",
-        "--default-storage-provider", "s3", "--default-storage-prefix", f"s3://{BUCKET}/work",
-        "--storage-s3-endpoint-url", endpoint, "--storage-s3-access-key", "testing",
-        "--storage-s3-secret-key", "testing", "--shared-fs-usage", "none",
+        workdir,
+        "tfrecords",
+        "dataset_stats",
+        "--default-storage-provider",
+        "s3",
+        "--default-storage-prefix",
+        f"s3://{BUCKET}/work",
+        "--storage-s3-endpoint-url",
+        endpoint,
+        "--storage-s3-access-key",
+        "testing",
+        "--storage-s3-secret-key",
+        "testing",
+        "--shared-fs-usage",
+        "none",
     )
 
     written = bucket_keys(client, "work/")
     shards = sorted(key for key in written if key.endswith(".tfrecord"))
     assert [key.split("/")[-1].split("-")[0] for key in shards] == ["train", "val"]
-    for key in ("resources/datasets/sample.zip", "results/sample/annotations.csv",
-                "results/sample/val_coco.json", "results/sample/stats/summary.yaml",
-                "logs/sample/index.log"):
+    for key in (
+        "resources/datasets/sample.zip",
+        "results/sample/annotations.csv",
+        "results/sample/val_coco.json",
+        "results/sample/stats/summary.yaml",
+        "logs/sample/index.log",
+    ):
         assert key in written, key
     # Nothing but Snakemake's own state stays on the "worker".
-    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config",
-                                                               "resources"]
+    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config", "resources"]
     assert not any((workdir / "resources").iterdir())
 
     local_copy = tmp_path_factory.mktemp("download") / "train.tfrecord"
@@ -97,13 +112,24 @@ def gcs_endpoint(tmp_path_factory):
 
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
-         "--in-memory"],
-        stdout=open(tmp_path_factory.mktemp("gcs") / "gcs.log", "w"), stderr=subprocess.STDOUT,
+        [
+            str(BIN / "gcp-storage-emulator"),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
+        stdout=open(tmp_path_factory.mktemp("gcs") / "gcs.log", "w"),
+        stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": endpoint})
+    client = storage.Client(
+        project="test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -126,8 +152,9 @@ def test_cloud_profile_keys_are_the_plugins_options():
     from snakemake_executor_plugin_googlebatch import ExecutorSettings
 
     profile = yaml.safe_load(CLOUD_PROFILE.read_text())
-    usage = subprocess.run([str(BIN / "snakemake"), "--help"], capture_output=True, text=True,
-                           check=True).stdout
+    usage = subprocess.run(
+        [str(BIN / "snakemake"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for key in profile:
         if key != "set-resources":
             assert f"--{key}" in usage, f"profiles/cloud: {key} is no snakemake option"
@@ -148,8 +175,9 @@ def test_cloud_profile_plans_the_workflow_on_its_bucket(workdir, gcs_endpoint):
     # Google's client talks to the emulator, anonymously, when this variable is set.
     os.environ["STORAGE_EMULATOR_HOST"] = endpoint
     try:
-        result = run_snakemake(workdir, "frozen_model", "--dry-run",
-                               "--profile", CLOUD_PROFILE.parent)
+        result = run_snakemake(
+            workdir, "frozen_model", "--dry-run", "--profile", CLOUD_PROFILE.parent
+        )
     finally:
         del os.environ["STORAGE_EMULATOR_HOST"]
     prefix = f"gs://{CLOUD_BUCKET}/efficientdet"

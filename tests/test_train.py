@@ -15,8 +15,8 @@ import yaml
 
 from conftest import REFERENCE
 from efficientdet import build_model, flags, load_checkpoint
-from efficientdet.train import train
 from efficientdet.errors import UserError
+from efficientdet.train import train
 from efficientdet.train.run import drop_unsaved_epochs
 from train_helpers import LABEL_MAP, quiet_env, run_train, train_command, write_dataset
 
@@ -28,8 +28,9 @@ FIXED_BATCH = (
 
 
 def checkpoint_steps(model_dir):
-    return sorted(int(path.stem.split("-")[1])
-                  for path in (model_dir / "checkpoints").glob("ckpt-*.index"))
+    return sorted(
+        int(path.stem.split("-")[1]) for path in (model_dir / "checkpoints").glob("ckpt-*.index")
+    )
 
 
 def latest_checkpoint(model_dir):
@@ -60,9 +61,10 @@ def test_kill_resume_and_nan(tmp_path):
     first_log = tmp_path / "first.log"
     with open(first_log, "w") as stderr:
         first = subprocess.Popen(
-            train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, *pretrained,
-                          epochs=50),
-            stdout=subprocess.DEVNULL, stderr=stderr, env=quiet_env(),
+            train_command(data, model_dir, "--mode=traineval", FIXED_BATCH, *pretrained, epochs=50),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=quiet_env(),
         )
         try:
             wait_for_checkpoint(model_dir, first)
@@ -77,8 +79,11 @@ def test_kill_resume_and_nan(tmp_path):
 
     # 2. The rerun resumes from the latest checkpoint and finishes; 2 steps per epoch.
     epochs = steps_at_kill[-1] // 2 + 2
-    result = run_train(train_command(data, model_dir, "--mode=traineval", FIXED_BATCH,
-                                     f"--done={done}", epochs=epochs))
+    result = run_train(
+        train_command(
+            data, model_dir, "--mode=traineval", FIXED_BATCH, f"--done={done}", epochs=epochs
+        )
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {model_dir}/checkpoints/ckpt-{steps_at_kill[-1]}" in result.stderr
     summary = json.loads(done.read_text())
@@ -116,8 +121,9 @@ def test_kill_resume_and_nan(tmp_path):
 
     # 3. A diverging continuation stops with a clear message and writes no checkpoint.
     last_good = latest_checkpoint(model_dir)
-    result = run_train(train_command(
-        data, model_dir, FIXED_BATCH.replace("0.064", "1e30"), epochs=epochs + 3))
+    result = run_train(
+        train_command(data, model_dir, FIXED_BATCH.replace("0.064", "1e30"), epochs=epochs + 3)
+    )
     assert result.returncode == 1
     assert "training diverged" in result.stderr
     assert f"the last good one is {model_dir}/checkpoints/{last_good}" in result.stderr
@@ -135,10 +141,14 @@ def train_in_process(command):
     ("extra", "message"),
     [
         (["--batch_size=4"], "has 2 images, fewer than the batch size 4"),
-        (["--mode=traineval", "--val_file_pattern={data}/tfrecords/none-*.tfrecord"],
-         "no file matches"),
-        (["--mode=traineval", "--val_file_pattern={data}/tfrecords/empty.tfrecord"],
-         "validation split is empty"),
+        (
+            ["--mode=traineval", "--val_file_pattern={data}/tfrecords/none-*.tfrecord"],
+            "no file matches",
+        ),
+        (
+            ["--mode=traineval", "--val_file_pattern={data}/tfrecords/empty.tfrecord"],
+            "validation split is empty",
+        ),
         (["--hparams=learning_rat=0.1"], "unknown key"),
         (["--dataset_stats={data}/missing.yaml"], "missing.yaml: file not found"),
     ],
@@ -159,18 +169,23 @@ def test_label_map_mismatch_refuses_to_resume(tmp_path):
     (model_dir / "checkpoints").mkdir(parents=True)
     (model_dir / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
     (model_dir / "checkpoints" / "ckpt-2.index").write_bytes(b"")
-    recorded = {"model_name": "efficientdet-d0", "image_size": [128, 128],
-                "label_map": {1: "cat", 2: "dog", 3: "bird"}}
+    recorded = {
+        "model_name": "efficientdet-d0",
+        "image_size": [128, 128],
+        "label_map": {1: "cat", 2: "dog", 3: "bird"},
+    }
     (model_dir / "model.yaml").write_text(yaml.safe_dump(recorded))
-    with pytest.raises(UserError, match="model.yaml: the checkpoints of this run were trained "
-                                        "with label_map"):
+    with pytest.raises(
+        UserError, match="model.yaml: the checkpoints of this run were trained with label_map"
+    ):
         train_in_process(train_command(data, model_dir))
 
 
 def test_history_rows_without_checkpoint_are_dropped_on_resume(tmp_path):
     path = tmp_path / "history.csv"
     pd.DataFrame({"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "step": [2, 4, 6]}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     drop_unsaved_epochs(path, 4)
     assert list(pd.read_csv(path)["step"]) == [2, 4]
     drop_unsaved_epochs(path, 4)

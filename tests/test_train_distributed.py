@@ -33,10 +33,16 @@ def check_run(model_dir, done, steps):
 def test_mirrored_on_two_logical_cpus(tmp_path):
     data = write_dataset(tmp_path / "data", num_train=4, num_val=2)
     model_dir, done = tmp_path / "model", tmp_path / "done.json"
-    command = train_command(data, model_dir, "--strategy=mirrored", f"--done={done}",
-                            epochs=1, batch_size=4, examples=8)
-    result = subprocess.run([sys.executable, "-c", TWO_CPUS, *command[1:]],
-                            capture_output=True, text=True, timeout=600, env=quiet_env())
+    command = train_command(
+        data, model_dir, "--strategy=mirrored", f"--done={done}", epochs=1, batch_size=4, examples=8
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_CPUS, *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=quiet_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "strategy mirrored: 2 replicas" in result.stderr
     check_run(model_dir, done, steps=2)
@@ -57,15 +63,28 @@ def test_multi_worker_on_two_local_processes(tmp_path):
     data = write_dataset(tmp_path / "data", num_train=4, num_val=2)
     model_dir, done = tmp_path / "model", tmp_path / "done.json"
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    command = train_command(data, model_dir, "--strategy=multi_worker", "--mode=traineval",
-                            f"--done={done}", epochs=2, batch_size=4, examples=8)
+    command = train_command(
+        data,
+        model_dir,
+        "--strategy=multi_worker",
+        "--mode=traineval",
+        f"--done={done}",
+        epochs=2,
+        batch_size=4,
+        examples=8,
+    )
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=quiet_env(TF_CONFIG=json.dumps(tf_config)),
-        ))
+        processes.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=quiet_env(TF_CONFIG=json.dumps(tf_config)),
+            )
+        )
     outputs = [process.communicate(timeout=900) for process in processes]
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]

@@ -1,6 +1,5 @@
 """The original tool's command line: flags, @params files, environment variables, --hparams."""
 
-import argparse
 import glob
 from pathlib import Path
 
@@ -8,15 +7,20 @@ import pytest
 
 from conftest import SAMPLE_ZIP
 from efficientdet import cli, flags
-from efficientdet.train import url_dataset
-from efficientdet.train import train
 from efficientdet.data.tfrecord import read_records
 from efficientdet.errors import UserError
+from efficientdet.train import url_dataset
 
 
 def parse(argv, monkeypatch, env=None):
-    for name in ("url_dataset", "backbone_ref", "num_epochs", "batch_size", "model_ckpts",
-                 "num_examples_per_epoch"):
+    for name in (
+        "url_dataset",
+        "backbone_ref",
+        "num_epochs",
+        "batch_size",
+        "model_ckpts",
+        "num_examples_per_epoch",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
@@ -44,9 +48,14 @@ def test_flag_beats_file_beats_environment(tmp_path, monkeypatch):
         "--model_name=efficientdet-lite0  # trailing comment\n"
         "--profile\n"
     )
-    env = {"num_epochs": "11", "batch_size": "3", "backbone_ref": "efficientdet-d1",
-           "model_ckpts": "/ckpt/efficientdet-d1", "num_examples_per_epoch": "40",
-           "url_dataset": "https://host/data.zip"}
+    env = {
+        "num_epochs": "11",
+        "batch_size": "3",
+        "backbone_ref": "efficientdet-d1",
+        "model_ckpts": "/ckpt/efficientdet-d1",
+        "num_examples_per_epoch": "40",
+        "url_dataset": "https://host/data.zip",
+    }
     # The flag stands before the file on purpose: position does not matter.
     options = parse(["--batch_size=2", f"@{params}"], monkeypatch, env)
     assert options.batch_size == 2  # flag > file > env
@@ -59,8 +68,11 @@ def test_flag_beats_file_beats_environment(tmp_path, monkeypatch):
 
 
 def test_environment_alone_and_abseil_booleans(monkeypatch):
-    options = parse(["--noprofile", "--jit_compile=false"], monkeypatch,
-                    {"backbone_ref": "efficientdet-d2", "num_epochs": "5"})
+    options = parse(
+        ["--noprofile", "--jit_compile=false"],
+        monkeypatch,
+        {"backbone_ref": "efficientdet-d2", "num_epochs": "5"},
+    )
     assert options.model_name == "efficientdet-d2"
     assert options.num_epochs == 5
     assert options.profile is False
@@ -94,8 +106,10 @@ def test_bad_command_line_flag_exits(monkeypatch):
         ("", {}),
         ("learning_rate=0.02,optimizer=adam", {"learning_rate": 0.02, "optimizer": "adam"}),
         ("image_size=640x384, jitter_min=0.5", {"image_size": "640x384", "jitter_min": 0.5}),
-        ('{"lr_decay_method": "stepwise", "var_freeze_expr": null}',
-         {"lr_decay_method": "stepwise", "var_freeze_expr": None}),
+        (
+            '{"lr_decay_method": "stepwise", "var_freeze_expr": null}',
+            {"lr_decay_method": "stepwise", "var_freeze_expr": None},
+        ),
         ({"momentum": 0.8}, {"momentum": 0.8}),
     ],
 )
@@ -125,7 +139,9 @@ def test_url_dataset_runs_the_data_stage_once(tmp_path):
     assert (dataset / "label_map.yaml").is_file() and (dataset / "val_coco.json").is_file()
     modified = [Path(path).stat().st_mtime for path in train_files]
     assert url_dataset.prepare(str(SAMPLE_ZIP), tmp_path / "data", 0.7) == (
-        train_pattern, val_pattern)
+        train_pattern,
+        val_pattern,
+    )
     assert [Path(path).stat().st_mtime for path in train_files] == modified
 
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from efficientdet.train import optimization
 from efficientdet.errors import UserError
+from efficientdet.train import optimization
 
 
 def params(**overrides):
@@ -34,7 +34,9 @@ def test_cosine_with_linear_warmup():
 def test_stepwise_drops():
     schedule = optimization.learning_rate_schedule(
         params(lr_decay_method="stepwise", first_lr_drop_epoch=3, second_lr_drop_epoch=6),
-        64, 10, 10,
+        64,
+        10,
+        10,
     )
     assert lr_at(schedule, 20) == pytest.approx(0.08)
     assert lr_at(schedule, 35) == pytest.approx(0.008)
@@ -97,7 +99,10 @@ def test_freeze_by_regex():
     frozen = optimization.freeze_variables(model, r"^(conv|bn)/")
     assert {v.path for v in frozen} == {"conv/kernel", "conv/bias", "bn/gamma", "bn/beta"}
     assert {v.path for v in model.trainable_variables} == {
-        "depthwise/kernel", "depthwise/bias", "head/kernel", "head/bias"
+        "depthwise/kernel",
+        "depthwise/bias",
+        "head/kernel",
+        "head/bias",
     }
     assert optimization.freeze_variables(model, None) == []
     with pytest.raises(UserError, match="matches no trainable variable"):

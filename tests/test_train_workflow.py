@@ -32,7 +32,8 @@ def test_train_rule_trains_then_continues_when_epochs_grow(workdir):
     stats = yaml.safe_load((workdir / "results" / "sample" / "stats" / "summary.yaml").read_text())
     assert description["config"]["max_instances_per_image"] == stats["max_objects_per_image"]
     assert description["label_map"] == yaml.safe_load(
-        (workdir / "results" / "sample" / "label_map.yaml").read_text())
+        (workdir / "results" / "sample" / "label_map.yaml").read_text()
+    )
     assert (workdir / "logs" / RUN / "train.log").is_file()
 
     # Nothing changed: nothing to do.

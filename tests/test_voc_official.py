@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from efficientdet.data import tfrecord
-from efficientdet.infer.infer import output_names
-
 from conftest import run_snakemake
 from data_helpers import image_bytes
+from efficientdet.data import tfrecord
+from efficientdet.infer.infer import output_names
 from evaluate_helpers import FakeRun
 
 CLASSES = ("cat", "dog", "person")
@@ -40,8 +39,15 @@ def _xml(objects, size):
 def _objects(index):
     """One to three objects, some difficult, some truncated, every class in every split."""
     return [
-        (CLASSES[(index + k) % 3], 4 + 6 * k, 5 + 4 * k, 30 + 6 * k, 28 + 4 * k,
-         int((index + k) % 4 == 0), int((index + k) % 3 == 1))
+        (
+            CLASSES[(index + k) % 3],
+            4 + 6 * k,
+            5 + 4 * k,
+            30 + 6 * k,
+            28 + 4 * k,
+            int((index + k) % 4 == 0),
+            int((index + k) % 3 == 1),
+        )
         for k in range(1 + index % 3)
     ]
 
@@ -49,8 +55,9 @@ def _objects(index):
 def _tar(path, members):
     """A plain tar, as the official files are, of {name: bytes}; folders get their own entries."""
     with tarfile.open(path, "w") as archive:
-        folders = sorted({name.rsplit("/", n)[0] for name in members for n in (1, 2, 3)
-                          if name.count("/") >= n})
+        folders = sorted(
+            {name.rsplit("/", n)[0] for name in members for n in (1, 2, 3) if name.count("/") >= n}
+        )
         for folder in folders:
             info = tarfile.TarInfo(folder)
             info.type = tarfile.DIRTYPE
@@ -74,7 +81,8 @@ def _year(year, ids, lists, start):
         members[f"{root}/ImageSets/Main/{name}.txt"] = "".join(f"{i}\n" for i in listed).encode()
         # The per-class lists beside them (id and 1/-1) are not image-set lists.
         members[f"{root}/ImageSets/Main/dog_{name}.txt"] = "".join(
-            f"{i} -1\n" for i in listed).encode()
+            f"{i} -1\n" for i in listed
+        ).encode()
     return members
 
 
@@ -88,13 +96,25 @@ def official_archives(folder):
     test07 = ["000001", "000002", "000003", "000004", "000006"]
     trainval12 = ["000005", "2008_000008", "2008_000015", "2008_000019"]
     return [
-        _tar(folder / "VOCtrainval_06-Nov-2007.tar", _year(
-            "VOC2007", trainval07,
-            {"train": trainval07[:3], "val": trainval07[3:], "trainval": trainval07}, 0)),
+        _tar(
+            folder / "VOCtrainval_06-Nov-2007.tar",
+            _year(
+                "VOC2007",
+                trainval07,
+                {"train": trainval07[:3], "val": trainval07[3:], "trainval": trainval07},
+                0,
+            ),
+        ),
         _tar(folder / "VOCtest_06-Nov-2007.tar", _year("VOC2007", test07, {"test": test07}, 10)),
-        _tar(folder / "VOCtrainval_11-May-2012.tar", _year(
-            "VOC2012", trainval12,
-            {"train": trainval12[:2], "val": trainval12[2:], "trainval": trainval12}, 20)),
+        _tar(
+            folder / "VOCtrainval_11-May-2012.tar",
+            _year(
+                "VOC2012",
+                trainval12,
+                {"train": trainval12[:2], "val": trainval12[2:], "trainval": trainval12},
+                20,
+            ),
+        ),
     ]
 
 
@@ -104,11 +124,14 @@ def _parse_xml(path):
     objects = []
     for element in ElementTree.parse(path).getroot().iter("object"):
         box = element.find("bndbox")
-        objects.append((
-            element.findtext("name"),
-            *(float(box.findtext(key)) for key in ("xmin", "ymin", "xmax", "ymax")),
-            int(element.findtext("difficult")), int(element.findtext("truncated")),
-        ))
+        objects.append(
+            (
+                element.findtext("name"),
+                *(float(box.findtext(key)) for key in ("xmin", "ymin", "xmax", "ymax")),
+                int(element.findtext("difficult")),
+                int(element.findtext("truncated")),
+            )
+        )
     return objects
 
 
@@ -122,13 +145,24 @@ def _records(folder, split):
 def _record_objects(example):
     width, height = example[tfrecord.WIDTH][0], example[tfrecord.HEIGHT][0]
     return [
-        (text.decode(), round(xmin * width, 3), round(ymin * height, 3), round(xmax * width, 3),
-         round(ymax * height, 3), difficult, truncated)
+        (
+            text.decode(),
+            round(xmin * width, 3),
+            round(ymin * height, 3),
+            round(xmax * width, 3),
+            round(ymax * height, 3),
+            difficult,
+            truncated,
+        )
         for text, xmin, ymin, xmax, ymax, difficult, truncated in zip(
-            example[tfrecord.CLASS_TEXT], example[tfrecord.BBOX_XMIN],
-            example[tfrecord.BBOX_YMIN], example[tfrecord.BBOX_XMAX],
-            example[tfrecord.BBOX_YMAX], example[tfrecord.DIFFICULT],
-            example[tfrecord.TRUNCATED])
+            example[tfrecord.CLASS_TEXT],
+            example[tfrecord.BBOX_XMIN],
+            example[tfrecord.BBOX_YMIN],
+            example[tfrecord.BBOX_XMAX],
+            example[tfrecord.BBOX_YMAX],
+            example[tfrecord.DIFFICULT],
+            example[tfrecord.TRUNCATED],
+        )
     ]
 
 
@@ -150,11 +184,13 @@ def test_voc07_plus_12_from_the_official_tars(workdir):
 
     data = workdir / "results" / "voc0712"
     voc = data / "voc"
-    splits = {split: (data / "splits" / f"{split}.txt").read_text().split()
-              for split in ("train", "val")}
+    splits = {
+        split: (data / "splits" / f"{split}.txt").read_text().split() for split in ("train", "val")
+    }
     assert sorted(splits["val"]) == [
         f"VOCdevkit/VOC2007/JPEGImages/{i}.jpg"
-        for i in ("000001", "000002", "000003", "000004", "000006")]
+        for i in ("000001", "000002", "000003", "000004", "000006")
+    ]
     assert len(splits["train"]) == 10 and sum("VOC2012" in image for image in splits["train"]) == 4
 
     table = pd.read_csv(data / "annotations.csv", keep_default_na=False)

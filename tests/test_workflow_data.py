@@ -8,10 +8,9 @@ import threading
 import pytest
 import yaml
 
-from efficientdet.data.dataset_stats import OUTPUTS as STATS_OUTPUTS
-
 from conftest import SAMPLE_ZIP, run_snakemake
 from data_helpers import write_zip
+from efficientdet.data.dataset_stats import OUTPUTS as STATS_OUTPUTS
 
 
 def _configure(workdir, **dataset):
@@ -107,12 +106,17 @@ def test_bad_config_values_are_refused_before_anything_runs(workdir, dataset, me
 def test_a_list_entry_failing_its_sha256_names_the_archive(workdir):
     more = write_zip(workdir / "resources" / "more.zip", {"more/a.txt": b"a"})
     wrong = hashlib.sha256(b"something else").hexdigest()
-    _configure(workdir, url=[f"resources/{SAMPLE_ZIP.name}", {"url": "resources/more.zip",
-                                                             "sha256": wrong}])
+    _configure(
+        workdir,
+        url=[f"resources/{SAMPLE_ZIP.name}", {"url": "resources/more.zip", "sha256": wrong}],
+    )
     result = run_snakemake(workdir, "tfrecords", check=False)
     assert result.returncode != 0
     log = (workdir / "logs" / "sample" / "download" / "more.zip.log").read_text()
-    assert f"resources/more.zip: sha256 mismatch, got {hashlib.sha256(more.read_bytes()).hexdigest()}" in log
+    assert (
+        f"resources/more.zip: sha256 mismatch, got {hashlib.sha256(more.read_bytes()).hexdigest()}"
+        in log
+    )
     assert not (workdir / "resources" / "datasets" / "sample" / "more.zip").exists()
     assert not (workdir / "results").exists()
 
@@ -120,8 +124,10 @@ def test_a_list_entry_failing_its_sha256_names_the_archive(workdir):
 @pytest.mark.parametrize(
     "dataset, message",
     [
-        ({"url": ["a/voc.zip", "b/voc.zip"]},
-         "dataset.url: two archives named voc.zip (a/voc.zip and b/voc.zip)"),
+        (
+            {"url": ["a/voc.zip", "b/voc.zip"]},
+            "dataset.url: two archives named voc.zip (a/voc.zip and b/voc.zip)",
+        ),
         ({"url": ["a.zip"], "sha256": "0" * 64}, "dataset.sha256 is for a single url"),
         ({"splits": {"train": ["VOC2007/trainval"]}}, "'val' is a required property"),
     ],

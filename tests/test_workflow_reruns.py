@@ -44,12 +44,16 @@ AFFECTS = {
     "dataset.url": ("resources/copy.zip", ALL_RULES),
     "dataset.sha256": ("SHA256", ALL_RULES),
     "dataset.max_unpacked_gb": (1, ALL_RULES - {"download"}),
-    "dataset.label_map": ({"1": "circle", "2": "square", "3": "triangle"},
-                          ALL_RULES - {"download", "unpack"}),
+    "dataset.label_map": (
+        {"1": "circle", "2": "square", "3": "triangle"},
+        ALL_RULES - {"download", "unpack"},
+    ),
     "dataset.train_fraction": (0.6, AFTER_SPLIT),
     "dataset.seed": (1, AFTER_SPLIT),
-    "dataset.images_per_shard": (30, {"shard", "inspect", "train", "evaluate_checkpoint",
-                                      "evaluate", "export", "infer"}),
+    "dataset.images_per_shard": (
+        30,
+        {"shard", "inspect", "train", "evaluate_checkpoint", "evaluate", "export", "infer"},
+    ),
     "dataset.inspect_images": (4, {"inspect"}),
     "model.name": ("efficientdet-d1", AFTER_TRAIN),
     "train.run": ("second", AFTER_TRAIN),
@@ -137,7 +141,9 @@ def changed(finished_run):
     def change(key, value):
         config = read_config(finished_run)
         if value == "SHA256":
-            value = hashlib.sha256((finished_run / config["dataset"]["url"]).read_bytes()).hexdigest()
+            value = hashlib.sha256(
+                (finished_run / config["dataset"]["url"]).read_bytes()
+            ).hexdigest()
         set_key(config, key, value)
         write_config(finished_run, config)
         return finished_run
@@ -160,12 +166,21 @@ def test_a_key_reruns_exactly_what_it_affects(changed, key):
     # The union of all targets: every affected rule reruns, and no other.
     everything = ("predictions", "evaluate", "inspect", "dataset_stats", "tfrecords")
     assert dry_run_rules(folder, *everything) == set().union(
-        *(expected_rules(target, affected) for target in everything))
+        *(expected_rules(target, affected) for target in everything)
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["train.epochs", "evaluate.max_samples", "infer.min_score",
-                                 "dataset.images_per_shard", "dataset.inspect_images"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "train.epochs",
+        "evaluate.max_samples",
+        "infer.min_score",
+        "dataset.images_per_shard",
+        "dataset.inspect_images",
+    ],
+)
 def test_each_target_reruns_what_it_needs(changed, key):
     value, affected = AFFECTS[key]
     folder = changed(key, value)
@@ -179,18 +194,26 @@ def test_an_incompatible_run_stops_before_any_job(changed):
     for target in TARGET_RULES:
         result = run_snakemake(folder, *filter(None, [target]), check=False)
         assert result.returncode != 0, target
-        assert "model.image_size: models/sample-efficientdet-d0/ was trained with [128, 128], " \
-            "not [256, 256]" in result.stderr, target
+        assert (
+            "model.image_size: models/sample-efficientdet-d0/ was trained with [128, 128], "
+            "not [256, 256]" in result.stderr
+        ), target
         assert "train.run" in result.stderr and "Job stats" not in result.stdout, target
     changed("model.image_size", 128)
     changed("train.run", RUN)
     result = run_snakemake(changed("model.name", "efficientdet-d1"), check=False)
-    assert result.returncode != 0 and "model.name: models/sample-efficientdet-d0/ was trained " \
-        "with efficientdet-d0, not efficientdet-d1" in result.stderr
+    assert (
+        result.returncode != 0
+        and "model.name: models/sample-efficientdet-d0/ was trained "
+        "with efficientdet-d0, not efficientdet-d1"
+        in result.stderr
+    )
     changed("model.name", "efficientdet-d0")
     result = run_snakemake(changed("dataset.label_map", {"1": "disc", "2": "box"}), check=False)
-    assert result.returncode != 0 and "dataset.label_map: models/sample-efficientdet-d0/" in \
-        result.stderr
+    assert (
+        result.returncode != 0
+        and "dataset.label_map: models/sample-efficientdet-d0/" in result.stderr
+    )
 
 
 @pytest.mark.slow
@@ -219,12 +242,19 @@ def test_deleted_and_outside_checkpoints(finished_run, tmp_path):
     # A checkpoint written by training outside Snakemake, in the same folder: one evaluation.
     data = folder / "results" / "sample"
     run_cli(
-        "train", "--mode=train", "--model_name=efficientdet-d0", "--image_size=128",
+        "train",
+        "--mode=train",
+        "--model_name=efficientdet-d0",
+        "--image_size=128",
         f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
         f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
-        f"--label_map={data}/label_map.yaml", f"--dataset_stats={data}/stats/summary.yaml",
-        f"--model_dir={model_dir}", "--batch_size=2", "--num_epochs=4",
-        "--num_examples_per_epoch=4", "--hparams=learning_rate=0.02,lr_warmup_epoch=0",
+        f"--label_map={data}/label_map.yaml",
+        f"--dataset_stats={data}/stats/summary.yaml",
+        f"--model_dir={model_dir}",
+        "--batch_size=2",
+        "--num_epochs=4",
+        "--num_examples_per_epoch=4",
+        "--hparams=learning_rate=0.02,lr_warmup_epoch=0",
     )
     assert (model_dir / "checkpoints" / "ckpt-8.index").is_file()
     assert dry_run_rules(folder, "train") == set()

@@ -30,8 +30,14 @@ def shape_image(rng, size=128, max_objects=2):
         elif label == 2:
             cv2.circle(image, (left + side // 2, top + side // 2), side // 2, colour, -1)
         else:
-            points = np.array([[left + side // 2, top], [left, top + side - 1],
-                               [left + side - 1, top + side - 1]], np.int32)
+            points = np.array(
+                [
+                    [left + side // 2, top],
+                    [left, top + side - 1],
+                    [left + side - 1, top + side - 1],
+                ],
+                np.int32,
+            )
             cv2.fillPoly(image, [points], colour)
         boxes.append((top / size, left / size, (top + side) / size, (left + side) / size))
         labels.append(label)
@@ -42,24 +48,26 @@ def example(image, boxes, labels, source_id):
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert ok
     height, width = image.shape[:2]
-    return tfrecord.encode_example({
-        tfrecord.ENCODED: [jpeg.tobytes()],
-        tfrecord.FORMAT: [b"jpeg"],
-        tfrecord.FILENAME: [f"{source_id}.jpg".encode()],
-        tfrecord.SOURCE_ID: [str(source_id).encode()],
-        tfrecord.HEIGHT: [height],
-        tfrecord.WIDTH: [width],
-        tfrecord.BBOX_YMIN: [box[0] for box in boxes],
-        tfrecord.BBOX_XMIN: [box[1] for box in boxes],
-        tfrecord.BBOX_YMAX: [box[2] for box in boxes],
-        tfrecord.BBOX_XMAX: [box[3] for box in boxes],
-        tfrecord.CLASS_LABEL: labels,
-        tfrecord.CLASS_TEXT: [LABEL_MAP[label].encode() for label in labels],
-        tfrecord.AREA: [(b[2] - b[0]) * (b[3] - b[1]) * height * width for b in boxes],
-        tfrecord.DIFFICULT: [0] * len(labels),
-        tfrecord.TRUNCATED: [0] * len(labels),
-        tfrecord.IS_CROWD: [0] * len(labels),
-    })
+    return tfrecord.encode_example(
+        {
+            tfrecord.ENCODED: [jpeg.tobytes()],
+            tfrecord.FORMAT: [b"jpeg"],
+            tfrecord.FILENAME: [f"{source_id}.jpg".encode()],
+            tfrecord.SOURCE_ID: [str(source_id).encode()],
+            tfrecord.HEIGHT: [height],
+            tfrecord.WIDTH: [width],
+            tfrecord.BBOX_YMIN: [box[0] for box in boxes],
+            tfrecord.BBOX_XMIN: [box[1] for box in boxes],
+            tfrecord.BBOX_YMAX: [box[2] for box in boxes],
+            tfrecord.BBOX_XMAX: [box[3] for box in boxes],
+            tfrecord.CLASS_LABEL: labels,
+            tfrecord.CLASS_TEXT: [LABEL_MAP[label].encode() for label in labels],
+            tfrecord.AREA: [(b[2] - b[0]) * (b[3] - b[1]) * height * width for b in boxes],
+            tfrecord.DIFFICULT: [0] * len(labels),
+            tfrecord.TRUNCATED: [0] * len(labels),
+            tfrecord.IS_CROWD: [0] * len(labels),
+        }
+    )
 
 
 def write_dataset(folder, num_train=8, num_val=4, seed=0, size=128, sidecars=True):
@@ -88,11 +96,15 @@ def write_dataset(folder, num_train=8, num_val=4, seed=0, size=128, sidecars=Tru
 def train_command(data, model_dir, *extra, epochs=2, examples=4, batch_size=2):
     """`efficientdet train` flags for a tiny, fast run on `data` (from write_dataset)."""
     return [
-        str(BIN / "efficientdet"), "train",
+        str(BIN / "efficientdet"),
+        "train",
         f"--train_file_pattern={data}/tfrecords/train-*.tfrecord",
         f"--val_file_pattern={data}/tfrecords/val-*.tfrecord",
-        "--model_name=efficientdet-d0", "--image_size=128",
-        f"--model_dir={model_dir}", f"--batch_size={batch_size}", f"--num_epochs={epochs}",
+        "--model_name=efficientdet-d0",
+        "--image_size=128",
+        f"--model_dir={model_dir}",
+        f"--batch_size={batch_size}",
+        f"--num_epochs={epochs}",
         f"--num_examples_per_epoch={examples}",
         "--hparams=learning_rate=0.02,lr_warmup_epoch=0,jitter_min=1.0,jitter_max=1.0",
         *extra,
@@ -105,5 +117,6 @@ def quiet_env(**extra):
 
 
 def run_train(command, timeout=300, env=None):
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env=env or quiet_env())
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env or quiet_env()
+    )

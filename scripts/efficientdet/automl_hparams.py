@@ -20,27 +20,114 @@ log = logging.getLogger(__name__)
 
 # The original's predefined label maps (efficientdet/tf2/label_util.py), 0 being background.
 COCO = {
-    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train",
-    8: "truck", 9: "boat", 10: "traffic light", 11: "fire hydrant", 13: "stop sign",
-    14: "parking meter", 15: "bench", 16: "bird", 17: "cat", 18: "dog", 19: "horse",
-    20: "sheep", 21: "cow", 22: "elephant", 23: "bear", 24: "zebra", 25: "giraffe",
-    27: "backpack", 28: "umbrella", 31: "handbag", 32: "tie", 33: "suitcase", 34: "frisbee",
-    35: "skis", 36: "snowboard", 37: "sports ball", 38: "kite", 39: "baseball bat",
-    40: "baseball glove", 41: "skateboard", 42: "surfboard", 43: "tennis racket",
-    44: "bottle", 46: "wine glass", 47: "cup", 48: "fork", 49: "knife", 50: "spoon",
-    51: "bowl", 52: "banana", 53: "apple", 54: "sandwich", 55: "orange", 56: "broccoli",
-    57: "carrot", 58: "hot dog", 59: "pizza", 60: "donut", 61: "cake", 62: "chair",
-    63: "couch", 64: "potted plant", 65: "bed", 67: "dining table", 70: "toilet", 72: "tv",
-    73: "laptop", 74: "mouse", 75: "remote", 76: "keyboard", 77: "cell phone",
-    78: "microwave", 79: "oven", 80: "toaster", 81: "sink", 82: "refrigerator", 84: "book",
-    85: "clock", 86: "vase", 87: "scissors", 88: "teddy bear", 89: "hair drier",
+    1: "person",
+    2: "bicycle",
+    3: "car",
+    4: "motorcycle",
+    5: "airplane",
+    6: "bus",
+    7: "train",
+    8: "truck",
+    9: "boat",
+    10: "traffic light",
+    11: "fire hydrant",
+    13: "stop sign",
+    14: "parking meter",
+    15: "bench",
+    16: "bird",
+    17: "cat",
+    18: "dog",
+    19: "horse",
+    20: "sheep",
+    21: "cow",
+    22: "elephant",
+    23: "bear",
+    24: "zebra",
+    25: "giraffe",
+    27: "backpack",
+    28: "umbrella",
+    31: "handbag",
+    32: "tie",
+    33: "suitcase",
+    34: "frisbee",
+    35: "skis",
+    36: "snowboard",
+    37: "sports ball",
+    38: "kite",
+    39: "baseball bat",
+    40: "baseball glove",
+    41: "skateboard",
+    42: "surfboard",
+    43: "tennis racket",
+    44: "bottle",
+    46: "wine glass",
+    47: "cup",
+    48: "fork",
+    49: "knife",
+    50: "spoon",
+    51: "bowl",
+    52: "banana",
+    53: "apple",
+    54: "sandwich",
+    55: "orange",
+    56: "broccoli",
+    57: "carrot",
+    58: "hot dog",
+    59: "pizza",
+    60: "donut",
+    61: "cake",
+    62: "chair",
+    63: "couch",
+    64: "potted plant",
+    65: "bed",
+    67: "dining table",
+    70: "toilet",
+    72: "tv",
+    73: "laptop",
+    74: "mouse",
+    75: "remote",
+    76: "keyboard",
+    77: "cell phone",
+    78: "microwave",
+    79: "oven",
+    80: "toaster",
+    81: "sink",
+    82: "refrigerator",
+    84: "book",
+    85: "clock",
+    86: "vase",
+    87: "scissors",
+    88: "teddy bear",
+    89: "hair drier",
     90: "toothbrush",
 }
-VOC = dict(enumerate((
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-), start=1))
+VOC = dict(
+    enumerate(
+        (
+            "aeroplane",
+            "bicycle",
+            "bird",
+            "boat",
+            "bottle",
+            "bus",
+            "car",
+            "cat",
+            "chair",
+            "cow",
+            "diningtable",
+            "dog",
+            "horse",
+            "motorbike",
+            "person",
+            "pottedplant",
+            "sheep",
+            "sofa",
+            "train",
+            "tvmonitor",
+        ),
+        start=1,
+    )
+)
 WAYMO = {1: "vehicle", 2: "pedestrian", 3: "cyclist"}
 LABEL_MAPS = {"coco": COCO, "voc": VOC, "waymo": WAYMO}
 
@@ -93,8 +180,17 @@ _ORIGINAL_DEFAULTS = {
 # Ours too, but the network is built from the variant alone: a value other than the
 # variant's would be recorded yet not built.
 _ARCHITECTURE = (
-    "backbone", "fpn_num_filters", "fpn_cell_repeats", "box_class_repeats", "min_level",
-    "max_level", "num_scales", "fpn_weight_method", "act_type", "mean_rgb", "stddev_rgb",
+    "backbone",
+    "fpn_num_filters",
+    "fpn_cell_repeats",
+    "box_class_repeats",
+    "min_level",
+    "max_level",
+    "num_scales",
+    "fpn_weight_method",
+    "act_type",
+    "mean_rgb",
+    "stddev_rgb",
 )
 
 
@@ -106,13 +202,17 @@ def label_map_from(value, source):
     if isinstance(value, dict):
         return parse_label_map(value, source)
     if not isinstance(value, str):
-        raise UserError(f"{source}: label_map {value!r} is neither a mapping, a name "
-                        f"({', '.join(LABEL_MAPS)}) nor a YAML file")
+        raise UserError(
+            f"{source}: label_map {value!r} is neither a mapping, a name "
+            f"({', '.join(LABEL_MAPS)}) nor a YAML file"
+        )
     if value in LABEL_MAPS:
         return dict(LABEL_MAPS[value])
     if not Path(value).is_file():
-        raise UserError(f"{source}: label_map {value!r} is neither a predefined label map "
-                        f"({', '.join(LABEL_MAPS)}) nor an existing YAML file")
+        raise UserError(
+            f"{source}: label_map {value!r} is neither a predefined label map "
+            f"({', '.join(LABEL_MAPS)}) nor an existing YAML file"
+        )
     return read_label_map(value)
 
 
@@ -131,27 +231,35 @@ def translate(hparams, model_name, source="--hparams"):
         elif key in ("name", "backbone_name"):
             expected = variant["name" if key == "name" else "backbone"]
             if value != expected:
-                raise UserError(f"{source}: {key}={value!r} but the model is {model_name} "
-                                f"({expected}); choose the variant with --model_name")
+                raise UserError(
+                    f"{source}: {key}={value!r} but the model is {model_name} "
+                    f"({expected}); choose the variant with --model_name"
+                )
         elif key in _NO_EFFECT:
             log.info("%s: %s has no effect here: %s", source, key, _NO_EFFECT[key])
         elif key in _ORIGINAL_DEFAULTS:
             default, reason = _ORIGINAL_DEFAULTS[key]
             if value != default:
-                raise UserError(f"{source}: {key}={value!r} is not supported here ({reason}); "
-                                f"only the original's default {default!r} is accepted")
-        elif key in _ARCHITECTURE and value is not None and _as_list(value) != _as_list(
-            variant[key]
+                raise UserError(
+                    f"{source}: {key}={value!r} is not supported here ({reason}); "
+                    f"only the original's default {default!r} is accepted"
+                )
+        elif (
+            key in _ARCHITECTURE and value is not None and _as_list(value) != _as_list(variant[key])
         ):
-            raise UserError(f"{source}: {key}={value!r} would change the network of "
-                            f"{model_name} ({variant[key]!r}); choose another --model_name")
+            raise UserError(
+                f"{source}: {key}={value!r} would change the network of "
+                f"{model_name} ({variant[key]!r}); choose another --model_name"
+            )
         else:
             translated[key] = value
     aspect_ratios = translated.get("aspect_ratios")
     if aspect_ratios is not None and len(aspect_ratios) != len(variant["aspect_ratios"]):
-        raise UserError(f"{source}: aspect_ratios {aspect_ratios!r} would change the number of "
-                        f"anchors per location, so the network; give "
-                        f"{len(variant['aspect_ratios'])} of them")
+        raise UserError(
+            f"{source}: aspect_ratios {aspect_ratios!r} would change the number of "
+            f"anchors per location, so the network; give "
+            f"{len(variant['aspect_ratios'])} of them"
+        )
     return translated
 
 

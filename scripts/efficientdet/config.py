@@ -18,27 +18,34 @@ LITE_MEAN_RGB = (127.0, 127.0, 127.0)
 LITE_STDDEV_RGB = (128.0, 128.0, 128.0)
 
 _VARIANT_FIELDS = (
-    "backbone", "image_size", "fpn_num_filters", "fpn_cell_repeats", "box_class_repeats",
-    "anchor_scale", "max_level", "fpn_weight_method", "act_type",
+    "backbone",
+    "image_size",
+    "fpn_num_filters",
+    "fpn_cell_repeats",
+    "box_class_repeats",
+    "anchor_scale",
+    "max_level",
+    "fpn_weight_method",
+    "act_type",
 )
 # name: backbone, image size, BiFPN width, BiFPN repeats, head repeats, anchor scale,
 #       max level, BiFPN fusion, activation.  min_level is 3 for all.
 _VARIANTS = {
-    "efficientdet-d0":     ("efficientnet-b0",    512,  64, 3, 3, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d1":     ("efficientnet-b1",    640,  88, 4, 3, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d2":     ("efficientnet-b2",    768, 112, 5, 3, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d3":     ("efficientnet-b3",    896, 160, 6, 4, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d4":     ("efficientnet-b4",   1024, 224, 7, 4, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d5":     ("efficientnet-b5",   1280, 288, 7, 4, 4.0, 7, "fastattn", "swish"),
-    "efficientdet-d6":     ("efficientnet-b6",   1280, 384, 8, 5, 4.0, 7, "sum", "swish"),
-    "efficientdet-d7":     ("efficientnet-b6",   1536, 384, 8, 5, 5.0, 7, "sum", "swish"),
-    "efficientdet-d7x":    ("efficientnet-b7",   1536, 384, 8, 5, 4.0, 8, "sum", "swish"),
-    "efficientdet-lite0":  ("efficientnet-lite0", 320,  64, 3, 3, 3.0, 7, "sum", "relu6"),
-    "efficientdet-lite1":  ("efficientnet-lite1", 384,  88, 4, 3, 3.0, 7, "sum", "relu6"),
-    "efficientdet-lite2":  ("efficientnet-lite2", 448, 112, 5, 3, 3.0, 7, "sum", "relu6"),
-    "efficientdet-lite3":  ("efficientnet-lite3", 512, 160, 6, 4, 4.0, 7, "sum", "relu6"),
+    "efficientdet-d0": ("efficientnet-b0", 512, 64, 3, 3, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d1": ("efficientnet-b1", 640, 88, 4, 3, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d2": ("efficientnet-b2", 768, 112, 5, 3, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d3": ("efficientnet-b3", 896, 160, 6, 4, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d4": ("efficientnet-b4", 1024, 224, 7, 4, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d5": ("efficientnet-b5", 1280, 288, 7, 4, 4.0, 7, "fastattn", "swish"),
+    "efficientdet-d6": ("efficientnet-b6", 1280, 384, 8, 5, 4.0, 7, "sum", "swish"),
+    "efficientdet-d7": ("efficientnet-b6", 1536, 384, 8, 5, 5.0, 7, "sum", "swish"),
+    "efficientdet-d7x": ("efficientnet-b7", 1536, 384, 8, 5, 4.0, 8, "sum", "swish"),
+    "efficientdet-lite0": ("efficientnet-lite0", 320, 64, 3, 3, 3.0, 7, "sum", "relu6"),
+    "efficientdet-lite1": ("efficientnet-lite1", 384, 88, 4, 3, 3.0, 7, "sum", "relu6"),
+    "efficientdet-lite2": ("efficientnet-lite2", 448, 112, 5, 3, 3.0, 7, "sum", "relu6"),
+    "efficientdet-lite3": ("efficientnet-lite3", 512, 160, 6, 4, 4.0, 7, "sum", "relu6"),
     "efficientdet-lite3x": ("efficientnet-lite3", 640, 200, 6, 4, 3.0, 7, "sum", "relu6"),
-    "efficientdet-lite4":  ("efficientnet-lite4", 640, 224, 7, 4, 4.0, 7, "sum", "relu6"),
+    "efficientdet-lite4": ("efficientnet-lite4", 640, 224, 7, 4, 4.0, 7, "sum", "relu6"),
 }
 MODEL_NAMES = tuple(_VARIANTS)
 

@@ -5,10 +5,26 @@ import cv2
 # matplotlib's "tab20" colours (RGB): 20 well separated colours; a class keeps its colour in
 # every image. A constant, so that drawing never imports matplotlib.
 _PALETTE_RGB = (
-    (31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44),
-    (152, 223, 138), (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213),
-    (140, 86, 75), (196, 156, 148), (227, 119, 194), (247, 182, 210), (127, 127, 127),
-    (199, 199, 199), (188, 189, 34), (219, 219, 141), (23, 190, 207), (158, 218, 229),
+    (31, 119, 180),
+    (174, 199, 232),
+    (255, 127, 14),
+    (255, 187, 120),
+    (44, 160, 44),
+    (152, 223, 138),
+    (214, 39, 40),
+    (255, 152, 150),
+    (148, 103, 189),
+    (197, 176, 213),
+    (140, 86, 75),
+    (196, 156, 148),
+    (227, 119, 194),
+    (247, 182, 210),
+    (127, 127, 127),
+    (199, 199, 199),
+    (188, 189, 34),
+    (219, 219, 141),
+    (23, 190, 207),
+    (158, 218, 229),
 )
 
 
@@ -41,8 +57,14 @@ def put_caption(canvas, caption, corner, colour, thickness, font_scale):
     y = max(y, text_h + baseline)
     cv2.rectangle(canvas, (x, y - text_h - baseline), (x + text_w, y), colour, cv2.FILLED)
     cv2.putText(
-        canvas, caption, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-        _text_colour(colour), thickness, cv2.LINE_AA,
+        canvas,
+        caption,
+        (x, y - baseline),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        font_scale,
+        _text_colour(colour),
+        thickness,
+        cv2.LINE_AA,
     )
 
 

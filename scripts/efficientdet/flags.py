@@ -12,8 +12,9 @@ import dataclasses
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -63,30 +64,60 @@ class Flag:
 
 
 ORIGINAL_FLAGS = (
-    Flag("mode", str, "train", "train, traineval (validation loss every epoch) or eval",
-         choices=("train", "traineval", "eval")),
+    Flag(
+        "mode",
+        str,
+        "train",
+        "train, traineval (validation loss every epoch) or eval",
+        choices=("train", "traineval", "eval"),
+    ),
     Flag("train_file_pattern", str, None, "glob of the training TFRecords"),
     Flag("val_file_pattern", str, None, "glob of the validation TFRecords"),
     Flag("model_name", str, "efficientdet-d0", "EfficientDet variant", env="backbone_ref"),
     Flag("model_dir", str, None, "folder of the training state (checkpoints, logs)"),
-    Flag("pretrained_ckpt", str, None,
-         "initial weights: an official or own checkpoint, or 'imagenet' for the backbone",
-         env="model_ckpts"),
-    Flag("hparams", str, "",
-         "hyperparameter overrides: 'key=value,key=value', a YAML mapping, or a YAML file"),
+    Flag(
+        "pretrained_ckpt",
+        str,
+        None,
+        "initial weights: an official or own checkpoint, or 'imagenet' for the backbone",
+        env="model_ckpts",
+    ),
+    Flag(
+        "hparams",
+        str,
+        "",
+        "hyperparameter overrides: 'key=value,key=value', a YAML mapping, or a YAML file",
+    ),
     Flag("batch_size", positive_int, 64, "global batch size", env="batch_size"),
-    Flag("num_epochs", positive_int, None, "number of epochs (None: hparams num_epochs, else 300)",
-         env="num_epochs"),
-    Flag("num_examples_per_epoch", positive_int, None,
-         "training examples per epoch (default: the whole training split)",
-         env="num_examples_per_epoch"),
+    Flag(
+        "num_epochs",
+        positive_int,
+        None,
+        "number of epochs (None: hparams num_epochs, else 300)",
+        env="num_epochs",
+    ),
+    Flag(
+        "num_examples_per_epoch",
+        positive_int,
+        None,
+        "training examples per epoch (default: the whole training split)",
+        env="num_examples_per_epoch",
+    ),
     Flag("eval_samples", positive_int, None, "validation examples to use (default: all)"),
-    Flag("train_valid_split", fraction, 0.7,
-         "fraction of images for training when a dataset is prepared from url_dataset"),
+    Flag(
+        "train_valid_split",
+        fraction,
+        0.7,
+        "fraction of images for training when a dataset is prepared from url_dataset",
+    ),
     Flag("profile", parse_bool, False, "record a TensorFlow profile of a few training steps"),
-    Flag("url_dataset", str, None,
-         "PASCAL VOC zip (URL or path) to prepare TFRecords from when no file pattern is given",
-         env="url_dataset"),
+    Flag(
+        "url_dataset",
+        str,
+        None,
+        "PASCAL VOC zip (URL or path) to prepare TFRecords from when no file pattern is given",
+        env="url_dataset",
+    ),
 )
 
 
@@ -96,18 +127,29 @@ def add_flags(parser, flags):
     ConfigArgParse reads the parameter file and lets the command line win over it; values from
     the environment become the defaults, so that the file wins over them.
     """
-    parser.add_argument(PARAMS_FILE, is_config_file=True, metavar="FILE",
-                        help="file of flags, one per line (also given as @FILE)")
+    parser.add_argument(
+        PARAMS_FILE,
+        is_config_file=True,
+        metavar="FILE",
+        help="file of flags, one per line (also given as @FILE)",
+    )
     for flag in flags:
         kwargs = dict(dest=flag.name, default=_environment_value(flag), help=_help(flag))
         if flag.type is parse_bool:
-            parser.add_argument(f"--{flag.name}", nargs="?", const=True, type=parse_bool,
-                                metavar="BOOL", **kwargs)
-            parser.add_argument(f"--no{flag.name}", dest=flag.name, action="store_false",
-                                help=argparse.SUPPRESS)
+            parser.add_argument(
+                f"--{flag.name}", nargs="?", const=True, type=parse_bool, metavar="BOOL", **kwargs
+            )
+            parser.add_argument(
+                f"--no{flag.name}", dest=flag.name, action="store_false", help=argparse.SUPPRESS
+            )
         else:
-            parser.add_argument(f"--{flag.name}", type=flag.type, choices=flag.choices or None,
-                                metavar=flag.name.upper(), **kwargs)
+            parser.add_argument(
+                f"--{flag.name}",
+                type=flag.type,
+                choices=flag.choices or None,
+                metavar=flag.name.upper(),
+                **kwargs,
+            )
 
 
 def parse_args(parser, argv):

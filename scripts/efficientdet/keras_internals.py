@@ -49,8 +49,10 @@ def check_keras_internals():
     parameters = tuple(inspect.signature(hook).parameters) if callable(hook) else None
     if parameters != SYMBOLIC_BUILD_PARAMETERS:
         found = f"has parameters {parameters}" if parameters else "no longer exists"
-        problems.append(f"PrebuiltModel.{SYMBOLIC_BUILD}: keras.Model.{SYMBOLIC_BUILD} {found}, "
-                        f"the override expects {SYMBOLIC_BUILD_PARAMETERS}")
+        problems.append(
+            f"PrebuiltModel.{SYMBOLIC_BUILD}: keras.Model.{SYMBOLIC_BUILD} {found}, "
+            f"the override expects {SYMBOLIC_BUILD_PARAMETERS}"
+        )
     if problems:
         raise UserError(
             f"Keras {keras.__version__} does not match what efficientdet.keras_internals "

@@ -8,8 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from efficientdet.data.annotations import read_split
 from efficientdet.atomic import atomic_output
+from efficientdet.data.annotations import read_split
 from efficientdet.data.label_map import read_label_map
 
 log = logging.getLogger(__name__)

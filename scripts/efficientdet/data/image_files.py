@@ -27,7 +27,9 @@ def find_images(source, root=None):
     if path.is_dir():
         images = sorted(item for item in path.iterdir() if _is_image(item))
         if not images:
-            raise UserError(f"{source}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(
+                f"{source}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         return images
     if glob.has_magic(str(source)):
         images = sorted(Path(item) for item in glob.glob(str(source), recursive=True))

@@ -115,7 +115,10 @@ def read_image_info(path):
         frame, orientation, _ = _jpeg_header(data)
         components = frame[3] if frame else None
         return ImageInfo(
-            image_format, int(width), int(height), _JPEG_COLOR.get(components, "unknown"),
+            image_format,
+            int(width),
+            int(height),
+            _JPEG_COLOR.get(components, "unknown"),
             orientation,
         )
     color = "grayscale" if pixels.ndim == 2 or pixels.shape[2] == 1 else "color"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from efficientdet.data.annotations import ImageEntry, write_table
 from efficientdet.atomic import atomic_output
-from efficientdet.data.images import read_image_info
 from efficientdet.automl_hparams import label_map_from
+from efficientdet.data.annotations import ImageEntry, write_table
+from efficientdet.data.images import read_image_info
 from efficientdet.data.label_map import discover_label_map, write_label_map
-from efficientdet.data.voc_layout import find_pairs
 from efficientdet.data.voc import parse_annotation, validate
+from efficientdet.data.voc_layout import find_pairs
 from efficientdet.errors import UserError
 
 _ERRORS_SHOWN = 50

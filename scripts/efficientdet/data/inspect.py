@@ -11,8 +11,8 @@ from pathlib import Path
 
 import cv2
 
-from efficientdet.data import tfrecord
 from efficientdet.atomic import atomic_output
+from efficientdet.data import tfrecord
 from efficientdet.data.images import decode_record_image
 from efficientdet.drawing import class_colour, draw_box, line_style, put_caption
 from efficientdet.errors import UserError

@@ -1,4 +1,5 @@
-"""The bundled sample dataset, generated deterministically: `python -m efficientdet.data.sample OUT.zip`.
+"""The bundled sample dataset, generated deterministically:
+`python -m efficientdet.data.sample OUT.zip`.
 
 Solid circles, squares and triangles of distinct colours on a mildly textured background, in a
 LabelImg flat layout inside one top folder (img.jpg beside img.xml). It is meant to be easy: a

@@ -7,9 +7,9 @@ split and shard sizes differ by at most one image.
 import logging
 from pathlib import Path
 
+from efficientdet.atomic import atomic_output
 from efficientdet.data import tfrecord
 from efficientdet.data.annotations import read_entries, read_image_list
-from efficientdet.atomic import atomic_output
 from efficientdet.data.image_formats import RECORD_FORMATS
 from efficientdet.data.label_map import read_label_map
 from efficientdet.errors import UserError

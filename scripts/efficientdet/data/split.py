@@ -11,8 +11,8 @@ import logging
 import random
 from pathlib import Path
 
-from efficientdet.data.annotations import read_table
 from efficientdet.atomic import atomic_output
+from efficientdet.data.annotations import read_table
 from efficientdet.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -3,8 +3,8 @@
 import logging
 from pathlib import Path
 
-from efficientdet.data.archive import safe_extract
 from efficientdet.atomic import atomic_output
+from efficientdet.data.archive import safe_extract
 
 log = logging.getLogger(__name__)
 

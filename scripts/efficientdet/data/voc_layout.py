@@ -133,9 +133,7 @@ def _named_lists(lists, names):
                 + (", ".join(lists) if lists else "none (no VOC ImageSets/Main lists)")
             )
         if len(matches) > 1:
-            raise UserError(
-                f"dataset.splits: {name!r} is ambiguous, it names {', '.join(matches)}"
-            )
+            raise UserError(f"dataset.splits: {name!r} is ambiguous, it names {', '.join(matches)}")
         chosen.append(lists[matches[0]])
     return chosen
 
@@ -184,8 +182,11 @@ def _image_sets(voc_root, images, split_lists, warnings):
     unlisted = [image for image in images if image not in assignment]
     if unlisted:
         names = [path.name for _, path in reversed(split_lists)]
-        listed = (f"neither {names[0]} nor {names[1]}" if len(names) == 2
-                  else f"none of {', '.join(names)}")
+        listed = (
+            f"neither {names[0]} nor {names[1]}"
+            if len(names) == 2
+            else f"none of {', '.join(names)}"
+        )
         warnings.append(
             f"{voc_root / 'ImageSets/Main'}: {len(unlisted)} image(s) in {listed}, "
             "left out of both splits"

@@ -19,7 +19,18 @@ from pycocotools.cocoeval import COCOeval
 from efficientdet.errors import UserError
 
 METRIC_NAMES = (
-    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
 )
 
 log = logging.getLogger(__name__)
@@ -126,13 +137,15 @@ def _per_class(ground_truth, evaluator, precision, image_ids):
     rows = []
     for index, category_id in enumerate(evaluator.params.catIds):
         class_precision = precision[:, :, index]
-        rows.append({
-            "id": int(category_id),
-            "name": names[category_id],
-            "num_ground_truth": counts.get(category_id, 0),
-            "AP": _mean_defined(class_precision),
-            "AP50": _mean_defined(class_precision[0]),
-        })
+        rows.append(
+            {
+                "id": int(category_id),
+                "name": names[category_id],
+                "num_ground_truth": counts.get(category_id, 0),
+                "AP": _mean_defined(class_precision),
+                "AP50": _mean_defined(class_precision[0]),
+            }
+        )
     return rows
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from efficientdet.evaluate.coco import METRIC_NAMES
 from efficientdet.atomic import atomic_output
 from efficientdet.errors import UserError
+from efficientdet.evaluate.coco import METRIC_NAMES
 from efficientdet.evaluate.plots import plot_metrics_by_step
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,12 @@ VOC_METRICS = ("VOC_AP50", "VOC07_AP50")
 
 
 def add_arguments(parser):
-    parser.add_argument("--eval_dir", required=True, type=Path,
-                        help="folder holding the ckpt-{step}.json evaluations of one run")
+    parser.add_argument(
+        "--eval_dir",
+        required=True,
+        type=Path,
+        help="folder holding the ckpt-{step}.json evaluations of one run",
+    )
     parser.add_argument("--output", required=True, type=Path, help="CSV table to write")
     parser.add_argument("--plot", required=True, type=Path, help="PNG plot of metrics vs step")
 
@@ -32,8 +36,13 @@ def run(args):
         table.to_csv(temporary, index=False, float_format="%.6f")
     plot_metrics_by_step(table, args.plot, title=f"{args.eval_dir.parent.name}: COCO metrics")
     best = table.loc[table["AP"].fillna(-1).idxmax()]
-    log.info("%d evaluations; best AP %.4f at step %d -> %s",
-             len(table), best["AP"], best["step"], args.output)
+    log.info(
+        "%d evaluations; best AP %.4f at step %d -> %s",
+        len(table),
+        best["AP"],
+        best["step"],
+        args.output,
+    )
 
 
 def metrics_table(eval_dir):
@@ -54,6 +63,7 @@ def _row(path):
         for metric in ("AP", *VOC_METRICS):
             row.update({f"{metric}/{c['name']}": c[metric] for c in evaluation["per_class"]})
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{path}: not an evaluation written by `efficientdet evaluate` "
-                        f"({error!r})") from error
+        raise UserError(
+            f"{path}: not an evaluation written by `efficientdet evaluate` ({error!r})"
+        ) from error
     return row

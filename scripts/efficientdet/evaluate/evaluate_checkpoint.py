@@ -18,21 +18,20 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
-import yaml
 
 from efficientdet import automl_hparams, build_model, flags, load_checkpoint
-from efficientdet.model.checkpoints import checkpoint_step, resolve_checkpoint
-from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
-from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.atomic import atomic_output
-from efficientdet.train.input import decoded_examples, prepare_example, shard_paths
+from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.errors import UserError
+from efficientdet.evaluate.coco import category_names, evaluate_detections, load_ground_truth
 from efficientdet.evaluate.plots import plot_pr_curves
-from efficientdet.model.description import run_description
-from efficientdet.model.postprocess import postprocess
+from efficientdet.evaluate.voc import voc_ap_per_class
 from efficientdet.export.serving import model_anchors, nms_options
 from efficientdet.layout import EVALUATION_NAME, DatasetFiles
-from efficientdet.evaluate.voc import voc_ap_per_class
+from efficientdet.model.checkpoints import checkpoint_step, resolve_checkpoint
+from efficientdet.model.description import run_description
+from efficientdet.model.postprocess import postprocess
+from efficientdet.train.input import decoded_examples, prepare_example, shard_paths
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,27 @@ VOC_AP_METHODS = {
     "VOC07_AP50": "11-point interpolation (VOC2007), IoU 0.5, difficult objects ignored",
 }
 EVAL_FLAGS = (
-    flags.Flag("checkpoint", str, None,
-               "checkpoint prefix (e.g. models/run/checkpoints/ckpt-1200) or a folder, whose "
-               "latest checkpoint is used (default: the latest in --model_dir)"),
-    flags.Flag("val_json_file", str, None,
-               "COCO ground truth of the validation split (default: val_coco.json beside the "
-               "tfrecords folder)"),
-    flags.Flag("image_size", str, None,
-               "model input size, an int or WxH (default: the run's, else the variant's)"),
-    flags.Flag("output", str, None,
-               "JSON to write (default: {model_dir}/eval/ckpt-{step}.json)"),
+    flags.Flag(
+        "checkpoint",
+        str,
+        None,
+        "checkpoint prefix (e.g. models/run/checkpoints/ckpt-1200) or a folder, whose "
+        "latest checkpoint is used (default: the latest in --model_dir)",
+    ),
+    flags.Flag(
+        "val_json_file",
+        str,
+        None,
+        "COCO ground truth of the validation split (default: val_coco.json beside the "
+        "tfrecords folder)",
+    ),
+    flags.Flag(
+        "image_size",
+        str,
+        None,
+        "model input size, an int or WxH (default: the run's, else the variant's)",
+    ),
+    flags.Flag("output", str, None, "JSON to write (default: {model_dir}/eval/ckpt-{step}.json)"),
     flags.Flag("plot", str, None, "PR-curve PNG to write (default: the JSON's name, .png)"),
     flags.Flag("tensorboard_dir", str, None, "also log the metrics to TensorBoard there"),
 )
@@ -77,15 +87,23 @@ def run(options):
     )
     ground_truth = load_ground_truth(ground_truth_path)
     target = describe_model(options, category_names(ground_truth))
-    output = Path(options.output or Path(options.model_dir or ".") / "eval"
-                  / EVALUATION_NAME.format(step=target.step))
-    log.info("evaluating %s (%s at %s) on %s", target.checkpoint, target.config.name,
-             "x".join(map(str, target.config.image_size)), options.val_file_pattern)
+    output = Path(
+        options.output
+        or Path(options.model_dir or ".") / "eval" / EVALUATION_NAME.format(step=target.step)
+    )
+    log.info(
+        "evaluating %s (%s at %s) on %s",
+        target.checkpoint,
+        target.config.name,
+        "x".join(map(str, target.config.image_size)),
+        options.val_file_pattern,
+    )
 
     model = build_model(target.config.name, target.num_classes, target.config.image_size)
     load_checkpoint(model, target.checkpoint)
-    detections, image_ids = detect(model, target.config, val_files, options.batch_size,
-                                   options.eval_samples)
+    detections, image_ids = detect(
+        model, target.config, val_files, options.batch_size, options.eval_samples
+    )
     log.info("%d detections on %d images", len(detections), len(image_ids))
     try:
         report = evaluation_report(ground_truth, detections, image_ids)
@@ -106,8 +124,9 @@ def run(options):
         "voc_ap_methods": VOC_AP_METHODS,
         "seconds": round(time.time() - started, 1),
     }
-    write_outputs(result, report["evaluation"], output, Path(options.plot or
-                                                             output.with_suffix(".png")))
+    write_outputs(
+        result, report["evaluation"], output, Path(options.plot or output.with_suffix(".png"))
+    )
     if options.tensorboard_dir:
         log_to_tensorboard(options.tensorboard_dir, result["metrics"], target.step)
 
@@ -128,8 +147,12 @@ def validation_files(pattern):
 def write_outputs(result, evaluation, output, plot):
     """The PR-curve plot, then the JSON, each written whole or not at all."""
     metrics = result["metrics"]
-    plot_pr_curves(evaluation, plot, title=f"{result['model_name']}, step {result['step']}: "
-                   f"AP {_text(metrics['AP'])}, AP50 {_text(metrics['AP50'])}")
+    plot_pr_curves(
+        evaluation,
+        plot,
+        title=f"{result['model_name']}, step {result['step']}: "
+        f"AP {_text(metrics['AP'])}, AP50 {_text(metrics['AP50'])}",
+    )
     with atomic_output(output) as temporary:
         temporary.write_text(json.dumps(result, indent=2) + "\n")
     log.info("AP %s, AP50 %s -> %s", _text(metrics["AP"]), _text(metrics["AP50"]), output)
@@ -201,15 +224,24 @@ def detect(model, config, val_files, batch_size, max_samples=None):
     anchors = model_anchors(config)
 
     # One trace for every batch size, the last partial batch included.
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, *config.image_size, 3], tf.float32),
-        tf.TensorSpec([None], tf.float32),
-        tf.TensorSpec([None, 2], tf.int32),
-    ])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, *config.image_size, 3], tf.float32),
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None, 2], tf.int32),
+        ]
+    )
     def detect_batch(images, scales, image_sizes):
         class_outputs, box_outputs = model(images, training=False)
-        return postprocess(class_outputs, box_outputs, anchors, config.image_size, scales,
-                           image_sizes, **nms_options(config))
+        return postprocess(
+            class_outputs,
+            box_outputs,
+            anchors,
+            config.image_size,
+            scales,
+            image_sizes,
+            **nms_options(config),
+        )
 
     examples = decoded_examples(val_files, training=False).map(
         lambda example: prepare_example(example, config, training=False),
@@ -217,11 +249,18 @@ def detect(model, config, val_files, batch_size, max_samples=None):
     )
     if max_samples:
         examples = examples.take(max_samples)
-    batches = examples.map(
-        lambda example: (
-            example["image"], example["scale"], example["image_size"], example["source_id"]
+    batches = (
+        examples.map(
+            lambda example: (
+                example["image"],
+                example["scale"],
+                example["image_size"],
+                example["source_id"],
+            )
         )
-    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
     detections, image_ids = [], []
     try:
@@ -232,12 +271,14 @@ def detect(model, config, val_files, batch_size, max_samples=None):
                 image_ids.append(image_id)
                 detections += _coco_results(image_id, found, index)
     except tf.errors.OpError as error:
-        raise UserError(f"{val_files[0]}...: cannot read the validation TFRecords "
-                        f"({error.message})") from None
+        raise UserError(
+            f"{val_files[0]}...: cannot read the validation TFRecords ({error.message})"
+        ) from None
     duplicated = sorted(i for i, count in collections.Counter(image_ids).items() if count > 1)
     if duplicated or -1 in image_ids:
-        raise UserError(f"{val_files[0]}...: image/source_id missing or not unique "
-                        f"({(duplicated or [-1])[:5]})")
+        raise UserError(
+            f"{val_files[0]}...: image/source_id missing or not unique ({(duplicated or [-1])[:5]})"
+        )
     return detections, image_ids
 
 
@@ -248,12 +289,14 @@ def _coco_results(image_id, found, index):
         found["scores"][index].tolist(),
         found["classes"][index].tolist(),
     ):
-        results.append({
-            "image_id": image_id,
-            "category_id": label_id,
-            "bbox": [xmin, ymin, xmax - xmin, ymax - ymin],
-            "score": score,
-        })
+        results.append(
+            {
+                "image_id": image_id,
+                "category_id": label_id,
+                "bbox": [xmin, ymin, xmax - xmin, ymax - ymin],
+                "score": score,
+            }
+        )
     return results
 
 
@@ -265,8 +308,9 @@ def evaluation_report(ground_truth, detections, image_ids):
     per_class = [dict(row) for row in evaluation.per_class]
     metrics = dict(evaluation.metrics)
     for name in VOC_AP_METHODS:
-        voc = voc_ap_per_class(annotations, detections, category_ids,
-                               use_11_point=name == "VOC07_AP50")
+        voc = voc_ap_per_class(
+            annotations, detections, category_ids, use_11_point=name == "VOC07_AP50"
+        )
         for row in per_class:
             row[name] = voc[row["id"]]
         defined = [value for value in voc.values() if value is not None]

@@ -19,8 +19,13 @@ def plot_pr_curves(evaluation, path, title):
     all_ious = evaluation.precision.transpose(1, 0, 2).reshape(len(recall), -1)
     for index, row in enumerate(evaluation.per_class):
         if row["AP50"] is not None:
-            axes.plot(recall, at_50[:, index], linewidth=1, alpha=0.6,
-                      label=f"{row['name']} (AP50 {row['AP50']:.3f})")
+            axes.plot(
+                recall,
+                at_50[:, index],
+                linewidth=1,
+                alpha=0.6,
+                label=f"{row['name']} (AP50 {row['AP50']:.3f})",
+            )
     for label, precision, style in (
         ("mean, IoU 0.5", at_50, "-"),
         ("mean, IoU 0.75", evaluation.precision[_iou_index(evaluation, 0.75)], "--"),

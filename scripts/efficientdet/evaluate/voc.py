@@ -20,18 +20,21 @@ def voc_ap(recall, precision, use_11_point=False):
     recall = np.asarray(recall, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
     if use_11_point:
-        return float(np.mean([
-            precision[recall >= threshold].max(initial=0.0)
-            for threshold in np.linspace(0.0, 1.0, 11)
-        ]))
+        return float(
+            np.mean(
+                [
+                    precision[recall >= threshold].max(initial=0.0)
+                    for threshold in np.linspace(0.0, 1.0, 11)
+                ]
+            )
+        )
     recall = np.concatenate([[0.0], recall, [1.0]])
     envelope = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]])[::-1])[::-1]
     steps = np.flatnonzero(recall[1:] != recall[:-1])
     return float(np.sum((recall[steps + 1] - recall[steps]) * envelope[steps + 1]))
 
 
-def voc_ap_per_class(annotations, detections, category_ids, iou_threshold=0.5,
-                     use_11_point=False):
+def voc_ap_per_class(annotations, detections, category_ids, iou_threshold=0.5, use_11_point=False):
     """{category id: AP} (None for a class without counted ground truth).
 
     `annotations`: COCO ground-truth dicts of the evaluated images; `detections`: COCO result

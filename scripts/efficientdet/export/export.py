@@ -7,7 +7,8 @@ Writes into --output_dir (models/{run}/export/ in the workflow), all or nothing:
                           classes [B, N] (label ids), num_detections [B]; label map as an asset
     frozen_model.pb       the same function, variables folded into constants
     frozen_model.json     its input and output tensor names
-    model_fp32.tflite     the network alone (see efficientdet.export.serving): images uint8 [B, h, w, 3]
+    model_fp32.tflite     the network alone (see efficientdet.export.serving):
+                          images uint8 [B, h, w, 3]
     model_fp16.tflite       at the model size, resized and padded -> class_logits [B, A, C],
     model_int8.tflite       box_deltas [B, A, 4]; decode and NMS run outside (no Flex ops,
     model.onnx              soft-NMS kept); int8 is calibrated on training images
@@ -16,9 +17,9 @@ Writes into --output_dir (models/{run}/export/ in the workflow), all or nothing:
                           NMS settings, and the sha256 of every file above
 """
 
+import importlib.util
 import json
 import logging
-import importlib.util
 import platform
 from pathlib import Path
 
@@ -27,22 +28,30 @@ import numpy as np
 import tensorflow as tf
 
 from efficientdet import __version__
-from efficientdet.model.checkpoints import checkpoint_folder, checkpoint_step, resolve_checkpoint
 from efficientdet.atomic import atomic_output
-from efficientdet.train.input import decoded_examples
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
-from efficientdet.layout import (
-    CHECKPOINT_NAME, EVALUATION_NAME, RunFiles, checkpoint_steps, run_of_checkpoint,
-)
-from efficientdet.export.metadata import write_metadata
 from efficientdet.export.frozen_graph import write_frozen_graph
-from efficientdet.model.description import describe_checkpoint
+from efficientdet.export.metadata import write_metadata
 from efficientdet.export.serving import (
-    INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detector_from_checkpoint, letterbox,
+    INPUT_NAME,
+    NETWORK_OUTPUT_NAMES,
+    OUTPUT_NAMES,
+    detector_from_checkpoint,
+    letterbox,
     nms_options,
 )
 from efficientdet.export.tflite import QUANTIZATIONS, convert_to_tflite
+from efficientdet.layout import (
+    CHECKPOINT_NAME,
+    EVALUATION_NAME,
+    RunFiles,
+    checkpoint_steps,
+    run_of_checkpoint,
+)
+from efficientdet.model.checkpoints import checkpoint_folder, checkpoint_step, resolve_checkpoint
+from efficientdet.model.description import describe_checkpoint
+from efficientdet.train.input import decoded_examples
 
 log = logging.getLogger(__name__)
 
@@ -60,29 +69,54 @@ def tflite_name(quantization):
 
 
 def add_arguments(parser):
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint prefix (models/run/checkpoints/ckpt-1200), or a "
-                             "folder (models/run/checkpoints or models/run) to --select from")
-    parser.add_argument("--select", choices=("last", "best"), default="last",
-                        help="from a folder: the last checkpoint, or the best by COCO AP in "
-                             "--eval_dir; default last")
-    parser.add_argument("--eval_dir",
-                        help="per-checkpoint evaluations ckpt-{step}.json "
-                             "(default results/{run}/eval)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint prefix (models/run/checkpoints/ckpt-1200), or a "
+        "folder (models/run/checkpoints or models/run) to --select from",
+    )
+    parser.add_argument(
+        "--select",
+        choices=("last", "best"),
+        default="last",
+        help="from a folder: the last checkpoint, or the best by COCO AP in "
+        "--eval_dir; default last",
+    )
+    parser.add_argument(
+        "--eval_dir",
+        help="per-checkpoint evaluations ckpt-{step}.json (default results/{run}/eval)",
+    )
     parser.add_argument("--model_name", help="variant, for checkpoints without a run's model.yaml")
     parser.add_argument("--image_size", help="int or WxH, for checkpoints without model.yaml")
-    parser.add_argument("--label_map",
-                        help="label_map.yaml; required without model.yaml, "
-                             "checked against it otherwise")
+    parser.add_argument(
+        "--label_map",
+        help="label_map.yaml; required without model.yaml, checked against it otherwise",
+    )
     parser.add_argument("--output_dir", help="export folder (default models/{run}/export)")
-    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS),
-                        help="what to export; default all")
-    parser.add_argument("--quantizations", nargs="+", choices=QUANTIZATIONS,
-                        default=list(QUANTIZATIONS), help="TFLite variants; default all")
-    parser.add_argument("--calibration_file_pattern",
-                        help="training TFRecords whose images calibrate the int8 TFLite model")
-    parser.add_argument("--calibration_images", type=int, default=100,
-                        help="number of calibration images; default 100")
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        choices=FORMATS,
+        default=list(FORMATS),
+        help="what to export; default all",
+    )
+    parser.add_argument(
+        "--quantizations",
+        nargs="+",
+        choices=QUANTIZATIONS,
+        default=list(QUANTIZATIONS),
+        help="TFLite variants; default all",
+    )
+    parser.add_argument(
+        "--calibration_file_pattern",
+        help="training TFRecords whose images calibrate the int8 TFLite model",
+    )
+    parser.add_argument(
+        "--calibration_images",
+        type=int,
+        default=100,
+        help="number of calibration images; default 100",
+    )
     parser.add_argument("--run", help="training run name for the metadata (default: from the path)")
 
 
@@ -100,8 +134,10 @@ def run(args):
         checkpoint = Path(resolve_checkpoint(given))
     output_dir = Path(args.output_dir) if args.output_dir else run.export
     if "onnx" in args.formats and importlib.util.find_spec("tf2onnx") is None:
-        raise UserError("ONNX export needs tf2onnx: pip install 'efficientdet-workflow[onnx]', "
-                        "or leave onnx out of --formats")
+        raise UserError(
+            "ONNX export needs tf2onnx: pip install 'efficientdet-workflow[onnx]', "
+            "or leave onnx out of --formats"
+        )
     int8 = "tflite" in args.formats and "int8" in args.quantizations
     if int8 and not args.calibration_file_pattern:
         raise UserError("--calibration_file_pattern is required for the int8 TFLite model")
@@ -119,12 +155,14 @@ def run(args):
     }
     calibration = None
     if int8:
-        calibration = calibration_images(args.calibration_file_pattern, description.config,
-                                         args.calibration_images)
+        calibration = calibration_images(
+            args.calibration_file_pattern, description.config, args.calibration_images
+        )
     detector = detector_from_checkpoint(checkpoint, description)
     with atomic_output(output_dir, directory=True) as folder:
-        exported = export_all(detector, description, folder, args.formats, args.quantizations,
-                              calibration)
+        exported = export_all(
+            detector, description, folder, args.formats, args.quantizations, calibration
+        )
         write_metadata(folder, metadata, exported)
     log.info("%s: exported %s of %s step %d", output_dir, ", ".join(exported), run_name, step)
 
@@ -139,14 +177,16 @@ def export_all(detector, description, folder, formats, quantizations, calibratio
         exported.append(SAVED_MODEL)
     if "frozen_graph" in formats:
         log.info("freezing the graph")
-        names = write_frozen_graph(detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME],
-                                   OUTPUT_NAMES)
+        names = write_frozen_graph(
+            detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME], OUTPUT_NAMES
+        )
         (folder / FROZEN_GRAPH_NAMES).write_text(json.dumps(names, indent=2) + "\n")
         exported += [FROZEN_GRAPH, FROZEN_GRAPH_NAMES]
     if "tflite" in formats:
         log.info("converting to TFLite: %s", ", ".join(quantizations))
-        for quantization, model in convert_to_tflite(detector.network, quantizations,
-                                                     calibration).items():
+        for quantization, model in convert_to_tflite(
+            detector.network, quantizations, calibration
+        ).items():
             (folder / tflite_name(quantization)).write_bytes(model)
             exported.append(tflite_name(quantization))
     if "onnx" in formats:
@@ -169,8 +209,10 @@ def save_onnx(detector, path):
     import tf2onnx
 
     tf2onnx.convert.from_function(
-        detector.network, input_signature=detector.network.input_signature,
-        opset=ONNX_OPSET, output_path=str(path),
+        detector.network,
+        input_signature=detector.network.input_signature,
+        opset=ONNX_OPSET,
+        output_path=str(path),
     )
 
 
@@ -187,8 +229,10 @@ def select_checkpoint(folder, select, eval_dir):
         if metrics and metrics.get("AP") is not None:
             scored.append((metrics["AP"], step))
     if not scored:
-        raise UserError(f"{eval_dir}: no COCO evaluation of any checkpoint in {folder} "
-                        "(evaluate them first, or export the last checkpoint)")
+        raise UserError(
+            f"{eval_dir}: no COCO evaluation of any checkpoint in {folder} "
+            "(evaluate them first, or export the last checkpoint)"
+        )
     ap, step = max(scored)
     log.info("best checkpoint: step %d (AP %.4f) of %d evaluated", step, ap, len(scored))
     return folder / CHECKPOINT_NAME.format(step=step)
@@ -202,8 +246,9 @@ def evaluation_metrics(eval_dir, step):
     try:
         return json.loads(path.read_text())["metrics"]
     except (json.JSONDecodeError, KeyError) as error:
-        raise UserError(f"{path}: not an evaluation written by efficientdet evaluate "
-                        f"({error!r})") from None
+        raise UserError(
+            f"{path}: not an evaluation written by efficientdet evaluate ({error!r})"
+        ) from None
 
 
 def calibration_images(file_pattern, config, count):
@@ -213,8 +258,9 @@ def calibration_images(file_pattern, config, count):
         for example in decoded_examples(file_pattern, training=False).take(count):
             images.append(letterbox(example["image"], config.image_size)[0])
     except tf.errors.OpError as error:
-        raise UserError(f"{file_pattern}: cannot read calibration images "
-                        f"({error.message})") from None
+        raise UserError(
+            f"{file_pattern}: cannot read calibration images ({error.message})"
+        ) from None
     if not images:
         raise UserError(f"{file_pattern}: no calibration images in these TFRecords")
     log.info("int8 calibration on %d images of %s", len(images), file_pattern)
@@ -253,8 +299,10 @@ def signatures(description):
             },
         },
         "network": {
-            "inputs": {INPUT_NAME: f"uint8 [batch, {height}, {width}, 3] RGB, resized keeping "
-                                   "the aspect ratio and zero-padded bottom-right"},
+            "inputs": {
+                INPUT_NAME: f"uint8 [batch, {height}, {width}, 3] RGB, resized keeping "
+                "the aspect ratio and zero-padded bottom-right"
+            },
             "outputs": {
                 NETWORK_OUTPUT_NAMES[0]: f"float32 [batch, anchors, {classes}] logits",
                 NETWORK_OUTPUT_NAMES[1]: "float32 [batch, anchors, 4] ty, tx, th, tw",

@@ -51,8 +51,10 @@ def load_frozen_graph(path, tensor_names):
     try:
         return wrapped.prune(
             [wrapped.graph.get_tensor_by_name(name) for name in tensor_names["inputs"].values()],
-            {key: wrapped.graph.get_tensor_by_name(name)
-             for key, name in tensor_names["outputs"].items()},
+            {
+                key: wrapped.graph.get_tensor_by_name(name)
+                for key, name in tensor_names["outputs"].items()
+            },
         )
     except KeyError as error:
         raise UserError(f"{path}: graph lacks a node named in its JSON: {error}") from None

@@ -33,8 +33,12 @@ def nms_options(config):
 
 def model_anchors(config):
     return generate_anchors(
-        config.image_size, config.min_level, config.max_level, config.num_scales,
-        config.aspect_ratios, config.anchor_scale,
+        config.image_size,
+        config.min_level,
+        config.max_level,
+        config.num_scales,
+        config.aspect_ratios,
+        config.anchor_scale,
     )
 
 

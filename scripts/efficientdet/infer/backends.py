@@ -15,15 +15,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from efficientdet.model.checkpoints import resolve_checkpoint
 from efficientdet.errors import UserError
-from efficientdet.export.metadata import METADATA, exported_model
 from efficientdet.export.frozen_graph import load_frozen_graph
-from efficientdet.model.description import describe_checkpoint
+from efficientdet.export.metadata import METADATA, exported_model
 from efficientdet.export.serving import (
-    INPUT_NAME, NETWORK_OUTPUT_NAMES, OUTPUT_NAMES, detections_from_network,
+    INPUT_NAME,
+    NETWORK_OUTPUT_NAMES,
+    OUTPUT_NAMES,
+    detections_from_network,
     detector_from_checkpoint,
 )
+from efficientdet.model.checkpoints import resolve_checkpoint
+from efficientdet.model.description import describe_checkpoint
 
 SAVED_MODEL_FILE = "saved_model.pb"
 EXPORT_DEFAULT = "saved_model"
@@ -82,8 +85,10 @@ class SavedModelBackend:
             raise UserError(f"{self.path}: cannot load this SavedModel ({error})") from None
         outputs = set(self._serving.structured_outputs)
         if outputs != set(OUTPUT_NAMES):
-            raise UserError(f"{self.path}: serving_default returns {sorted(outputs)}, "
-                            f"not an EfficientDet export's {list(OUTPUT_NAMES)}")
+            raise UserError(
+                f"{self.path}: serving_default returns {sorted(outputs)}, "
+                f"not an EfficientDet export's {list(OUTPUT_NAMES)}"
+            )
 
     def detect(self, images):
         return _numpy(self._serving(**{INPUT_NAME: tf.constant(images)}))
@@ -109,8 +114,9 @@ class _NetworkBackend:
     def __init__(self, path):
         self.path = Path(path)
         self.description, _ = exported_model(self.path)
-        self._postprocess = _postprocess_function(self.description.config,
-                                                  self.description.num_classes)
+        self._postprocess = _postprocess_function(
+            self.description.config, self.description.num_classes
+        )
 
     def _check_network(self, input_shape, output_shapes):
         height, width = self.description.config.image_size
@@ -129,8 +135,10 @@ def _postprocess_function(config, num_classes):
     """Decode and NMS as one tf.function per model, traced once for any batch size."""
     return tf.function(
         lambda logits, deltas: detections_from_network(logits, deltas, config),
-        input_signature=[tf.TensorSpec([None, None, num_classes], tf.float32),
-                         tf.TensorSpec([None, None, 4], tf.float32)],
+        input_signature=[
+            tf.TensorSpec([None, None, num_classes], tf.float32),
+            tf.TensorSpec([None, None, 4], tf.float32),
+        ],
     )
 
 
@@ -149,8 +157,10 @@ class TFLiteBackend(_NetworkBackend):
         inputs = self._runner.get_input_details()
         outputs = self._runner.get_output_details()
         if set(inputs) != {INPUT_NAME} or set(outputs) != set(NETWORK_OUTPUT_NAMES):
-            raise UserError(f"{self.path}: not an EfficientDet network export "
-                            f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})")
+            raise UserError(
+                f"{self.path}: not an EfficientDet network export "
+                f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})"
+            )
         self._check_network(
             _dims(inputs[INPUT_NAME]["shape_signature"]),
             [_dims(outputs[name]["shape_signature"]) for name in NETWORK_OUTPUT_NAMES],
@@ -168,8 +178,10 @@ class OnnxBackend(_NetworkBackend):
         try:
             import onnxruntime
         except ImportError:
-            raise UserError(f"{path}: running ONNX models needs onnxruntime: "
-                            "pip install 'efficientdet-workflow[onnx]'") from None
+            raise UserError(
+                f"{path}: running ONNX models needs onnxruntime: "
+                "pip install 'efficientdet-workflow[onnx]'"
+            ) from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _num_threads()
         try:
@@ -181,8 +193,10 @@ class OnnxBackend(_NetworkBackend):
         inputs = {item.name: item.shape for item in self._session.get_inputs()}
         outputs = {item.name: item.shape for item in self._session.get_outputs()}
         if set(inputs) != {INPUT_NAME} or set(outputs) != set(NETWORK_OUTPUT_NAMES):
-            raise UserError(f"{self.path}: not an EfficientDet network export "
-                            f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})")
+            raise UserError(
+                f"{self.path}: not an EfficientDet network export "
+                f"(inputs {sorted(inputs)}, outputs {sorted(outputs)})"
+            )
         self._check_network(
             _dims(inputs[INPUT_NAME]), [_dims(outputs[name]) for name in NETWORK_OUTPUT_NAMES]
         )
@@ -194,8 +208,9 @@ class OnnxBackend(_NetworkBackend):
 
 def _dims(shape):
     """Unknown dimensions (-1, None, symbolic names) as None."""
-    return [int(side) if isinstance(side, (int, np.integer)) and side >= 0 else None
-            for side in shape]
+    return [
+        int(side) if isinstance(side, (int, np.integer)) and side >= 0 else None for side in shape
+    ]
 
 
 def _check_shape(path, name, shape, expected):
@@ -203,5 +218,7 @@ def _check_shape(path, name, shape, expected):
         want is None or got is None or got == want for got, want in zip(shape, expected)
     )
     if not compatible:
-        raise UserError(f"{path}: {name} has shape {shape}, the model in its export folder's "
-                        f"{METADATA} expects {expected}: files of another model")
+        raise UserError(
+            f"{path}: {name} has shape {shape}, the model in its export folder's "
+            f"{METADATA} expects {expected}: files of another model"
+        )

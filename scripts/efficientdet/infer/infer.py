@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from efficientdet.infer.backends import load_backend
 from efficientdet.atomic import atomic_output
+from efficientdet.data.image_files import find_images, read_image
 from efficientdet.data.label_map import read_label_map
 from efficientdet.drawing import draw_detections
 from efficientdet.errors import UserError
-from efficientdet.data.image_files import find_images, read_image
-from efficientdet.model.description import describe_difference
 from efficientdet.export.serving import letterbox
+from efficientdet.infer.backends import load_backend
+from efficientdet.model.description import describe_difference
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +39,43 @@ JSON = "detections.json"
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", nargs="+", required=True,
-                        help="checkpoint, export folder, saved_model/, .pb, .tflite or .onnx; "
-                             "several only with --benchmark")
-    parser.add_argument("--images", required=True,
-                        help="an image, a folder, a glob pattern, or a .txt list of paths")
-    parser.add_argument("--image_root",
-                        help="folder the paths of a .txt list are relative to (default: its own)")
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        help="checkpoint, export folder, saved_model/, .pb, .tflite or .onnx; "
+        "several only with --benchmark",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        help="an image, a folder, a glob pattern, or a .txt list of paths",
+    )
+    parser.add_argument(
+        "--image_root", help="folder the paths of a .txt list are relative to (default: its own)"
+    )
     parser.add_argument("--output_dir", help="folder for the predictions (not with --benchmark)")
-    parser.add_argument("--min_score", type=float, default=0.3,
-                        help="keep detections scoring at least this; default 0.3")
+    parser.add_argument(
+        "--min_score",
+        type=float,
+        default=0.3,
+        help="keep detections scoring at least this; default 0.3",
+    )
     parser.add_argument("--batch_size", type=int, default=8, help="images per batch; default 8")
-    parser.add_argument("--label_map",
-                        help="label_map.yaml: needed for checkpoints without model.yaml, "
-                             "checked against the model's otherwise")
+    parser.add_argument(
+        "--label_map",
+        help="label_map.yaml: needed for checkpoints without model.yaml, "
+        "checked against the model's otherwise",
+    )
     parser.add_argument("--model_name", help="variant, for checkpoints without model.yaml")
     parser.add_argument("--image_size", help="int or WxH, for checkpoints without model.yaml")
-    parser.add_argument("--benchmark", action="store_true",
-                        help="time each --model instead of writing predictions")
-    parser.add_argument("--benchmark_runs", type=int, default=20,
-                        help="timed runs per batch size; default 20")
-    parser.add_argument("--warmup_runs", type=int, default=3,
-                        help="untimed runs first; default 3")
+    parser.add_argument(
+        "--benchmark", action="store_true", help="time each --model instead of writing predictions"
+    )
+    parser.add_argument(
+        "--benchmark_runs", type=int, default=20, help="timed runs per batch size; default 20"
+    )
+    parser.add_argument("--warmup_runs", type=int, default=3, help="untimed runs first; default 3")
 
 
 def run(args):
@@ -78,8 +93,14 @@ def run(args):
         raise UserError("--output_dir is required (where the predictions go)")
     backend = open_backend(args, args.model[0])
     table, done = predict(backend, paths, Path(args.output_dir), args.min_score, args.batch_size)
-    log.info("%s: %d detections scoring >= %.2f on %d images -> %s", backend.kind, len(table),
-             args.min_score, done, args.output_dir)
+    log.info(
+        "%s: %d detections scoring >= %.2f on %d images -> %s",
+        backend.kind,
+        len(table),
+        args.min_score,
+        done,
+        args.output_dir,
+    )
 
 
 def open_backend(args, path):
@@ -87,8 +108,10 @@ def open_backend(args, path):
     if args.label_map:
         given = read_label_map(args.label_map)
         if given != backend.description.label_map:
-            raise UserError(f"{args.label_map}: label map does not match the model {path}: "
-                            f"{describe_difference(backend.description.label_map, given)}")
+            raise UserError(
+                f"{args.label_map}: label map does not match the model {path}: "
+                f"{describe_difference(backend.description.label_map, given)}"
+            )
     return backend
 
 
@@ -104,7 +127,7 @@ def predict(backend, paths, output_dir, min_score, batch_size):
         (folder / IMAGES).mkdir()
         progress = tqdm(total=len(paths), unit="image", disable=len(paths) <= batch_size)
         for start in range(0, len(paths), batch_size):
-            batch = decoded_images(paths[start:start + batch_size])
+            batch = decoded_images(paths[start : start + batch_size])
             if batch:
                 batch_paths, images = zip(*batch)
                 for path, image, found in zip(batch_paths, images, detect_images(backend, images)):
@@ -112,8 +135,11 @@ def predict(backend, paths, output_dir, min_score, batch_size):
                     found = {key: value[keep] for key, value in found.items()}
                     rows += detection_rows(names[path], image.shape, found, label_map)
                     annotated = draw_detections(
-                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR), found["boxes"], found["classes"],
-                        found["scores"], label_map,
+                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                        found["boxes"],
+                        found["classes"],
+                        found["scores"],
+                        label_map,
                     )
                     write_image(folder / IMAGES / names[path], annotated)
                     done += 1
@@ -149,13 +175,16 @@ def detect_images(backend, images):
     for index, (image, scale) in enumerate(zip(images, scales)):
         count = int(detections["num_detections"][index])
         height, width = image.shape[:2]
-        boxes = np.clip(detections["boxes"][index][:count] * scale, 0,
-                        [height, width, height, width])
-        results.append({
-            "boxes": boxes,
-            "scores": detections["scores"][index][:count],
-            "classes": detections["classes"][index][:count],
-        })
+        boxes = np.clip(
+            detections["boxes"][index][:count] * scale, 0, [height, width, height, width]
+        )
+        results.append(
+            {
+                "boxes": boxes,
+                "scores": detections["scores"][index][:count],
+                "classes": detections["classes"][index][:count],
+            }
+        )
     return results
 
 
@@ -163,10 +192,16 @@ def detection_rows(name, shape, found, label_map):
     height, width = shape[:2]
     return [
         {
-            "image": name, "width": width, "height": height, "label_id": int(label_id),
-            "label": label_map.get(int(label_id), str(int(label_id))), "score": float(score),
-            "ymin": float(box[0]), "xmin": float(box[1]),
-            "ymax": float(box[2]), "xmax": float(box[3]),
+            "image": name,
+            "width": width,
+            "height": height,
+            "label_id": int(label_id),
+            "label": label_map.get(int(label_id), str(int(label_id))),
+            "score": float(score),
+            "ymin": float(box[0]),
+            "xmin": float(box[1]),
+            "ymax": float(box[2]),
+            "xmax": float(box[3]),
         }
         for box, label_id, score in zip(found["boxes"], found["classes"], found["scores"])
     ]
@@ -187,16 +222,19 @@ def benchmark_table(args, paths):
         backend = open_backend(args, model)
         images = benchmark_images(paths, backend.description.config.image_size, args.batch_size)
         for batch_size in sorted({1, args.batch_size}):
-            seconds = time_backend(backend, images[:batch_size], args.warmup_runs,
-                                   args.benchmark_runs)
-            rows.append({
-                "backend": backend.kind,
-                "model": str(model),
-                "batch": batch_size,
-                "ms_per_batch": 1000 * seconds,
-                "ms_per_image": 1000 * seconds / batch_size,
-                "images_per_s": batch_size / seconds,
-            })
+            seconds = time_backend(
+                backend, images[:batch_size], args.warmup_runs, args.benchmark_runs
+            )
+            rows.append(
+                {
+                    "backend": backend.kind,
+                    "model": str(model),
+                    "batch": batch_size,
+                    "ms_per_batch": 1000 * seconds,
+                    "ms_per_image": 1000 * seconds / batch_size,
+                    "images_per_s": batch_size / seconds,
+                }
+            )
     return pd.DataFrame(rows).round(2)
 
 

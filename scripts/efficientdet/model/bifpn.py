@@ -5,9 +5,8 @@ so a variable's path is its name in an official checkpoint. Sublayers and weight
 tuples, not lists: tf.train.Checkpoint does not see into Keras' tracked lists (keras 3.15).
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from efficientdet.errors import UserError
@@ -49,7 +48,11 @@ class ResampleFeatureMap(keras.layers.Layer):
         self.target_size = tuple(target_size)
 
     def get_config(self):
-        return {**super().get_config(), "num_channels": self.num_channels, "target_size": self.target_size}
+        return {
+            **super().get_config(),
+            "num_channels": self.num_channels,
+            "target_size": self.target_size,
+        }
 
     def build(self, input_shape):
         height, width, channels = input_shape[1:]
@@ -133,13 +136,21 @@ class FusionNode(keras.layers.Layer):
         self.act_type = act_type
 
     def get_config(self):
-        return {**super().get_config(), "target_id": self.target_id, "input_ids": self.input_ids, "num_filters": self.num_filters, "weight_method": self.weight_method, "act_type": self.act_type}
+        return {
+            **super().get_config(),
+            "target_id": self.target_id,
+            "input_ids": self.input_ids,
+            "num_filters": self.num_filters,
+            "weight_method": self.weight_method,
+            "act_type": self.act_type,
+        }
 
     def build(self, features_shape):
         target_size = features_shape[self.target_id][1:3]
         self.resamplers = tuple(
             ResampleFeatureMap(
-                self.num_filters, target_size,
+                self.num_filters,
+                target_size,
                 name=f"resample_{i}_{input_id}_{len(features_shape)}",
             )
             for i, input_id in enumerate(self.input_ids)
@@ -167,8 +178,10 @@ class FusionNode(keras.layers.Layer):
         if self.weight_method == "fastattn":
             weights = [ops.relu(weight) for weight in weights]
             weights_sum = sum(weights[1:], weights[0])
-            nodes = [node * weight / (weights_sum + FUSION_EPSILON)
-                     for node, weight in zip(nodes, weights)]
+            nodes = [
+                node * weight / (weights_sum + FUSION_EPSILON)
+                for node, weight in zip(nodes, weights)
+            ]
         elif self.weight_method == "attn":
             weights = ops.softmax(ops.stack(weights))
             nodes = [node * weights[i] for i, node in enumerate(nodes)]
@@ -185,14 +198,19 @@ class BiFPNCell(keras.layers.Layer):
         self.max_level = max_level
         self.options = dict(num_filters=num_filters, weight_method=weight_method, act_type=act_type)
         self.fnodes = tuple(
-            FusionNode(level - min_level, input_ids, num_filters, weight_method, act_type,
-                       name=f"fnode{i}")
+            FusionNode(
+                level - min_level, input_ids, num_filters, weight_method, act_type, name=f"fnode{i}"
+            )
             for i, (level, input_ids) in enumerate(bifpn_nodes(min_level, max_level))
         )
 
     def get_config(self):
-        return {**super().get_config(), "min_level": self.min_level,
-                "max_level": self.max_level, **self.options}
+        return {
+            **super().get_config(),
+            "min_level": self.min_level,
+            "max_level": self.max_level,
+            **self.options,
+        }
 
     def build(self, features_shape):
         shapes = [tuple(shape) for shape in features_shape]
@@ -202,27 +220,35 @@ class BiFPNCell(keras.layers.Layer):
 
     def call(self, features, training=None):
         features = list(features)
-        newest_at_level = {level: level - self.min_level
-                           for level in range(self.min_level, self.max_level + 1)}
+        newest_at_level = {
+            level: level - self.min_level for level in range(self.min_level, self.max_level + 1)
+        }
         for fnode in self.fnodes:
             features.append(fnode(features, training=training))
             newest_at_level[self.min_level + fnode.target_id] = len(features) - 1
-        return [features[newest_at_level[level]]
-                for level in range(self.min_level, self.max_level + 1)]
+        return [
+            features[newest_at_level[level]] for level in range(self.min_level, self.max_level + 1)
+        ]
 
 
 @keras.saving.register_keras_serializable(package="efficientdet")
 class BiFPN(keras.layers.Layer):
     """`repeats` BiFPN cells in sequence (automl's fpn_cells)."""
 
-    def __init__(self, min_level, max_level, num_filters, repeats, weight_method, act_type,
-                 **kwargs):
+    def __init__(
+        self, min_level, max_level, num_filters, repeats, weight_method, act_type, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.options = dict(min_level=min_level, max_level=max_level, num_filters=num_filters,
-                            repeats=repeats, weight_method=weight_method, act_type=act_type)
+        self.options = dict(
+            min_level=min_level,
+            max_level=max_level,
+            num_filters=num_filters,
+            repeats=repeats,
+            weight_method=weight_method,
+            act_type=act_type,
+        )
         self.cells = tuple(
-            BiFPNCell(min_level, max_level, num_filters, weight_method, act_type,
-                      name=f"cell_{i}")
+            BiFPNCell(min_level, max_level, num_filters, weight_method, act_type, name=f"cell_{i}")
             for i in range(repeats)
         )
 

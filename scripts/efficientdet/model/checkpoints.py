@@ -123,8 +123,14 @@ def load_project_checkpoint(model, prefix):
             target.assign(weight)
         else:
             skipped.append(target.path)
-    log.warning("%s: predicts %d classes, model %s %d: kept the initial values of %s", prefix,
-                bias[0] // anchors, model.name, class_head.predict.filters // anchors, skipped)
+    log.warning(
+        "%s: predicts %d classes, model %s %d: kept the initial values of %s",
+        prefix,
+        bias[0] // anchors,
+        model.name,
+        class_head.predict.filters // anchors,
+        skipped,
+    )
 
 
 def _build_twin(model, num_classes, prefix):
@@ -155,15 +161,19 @@ def load_automl_checkpoint(model, prefix, shapes):
     for name, variable in automl_variable_names(model).items():
         key = name + EMA_SUFFIX if name + EMA_SUFFIX in shapes else name
         if key not in shapes:
-            raise UserError(f"{prefix}: not an EfficientDet checkpoint of {model.name}: "
-                            f"it has no variable {name}{describe_backbone(shapes)}")
+            raise UserError(
+                f"{prefix}: not an EfficientDet checkpoint of {model.name}: "
+                f"it has no variable {name}{describe_backbone(shapes)}"
+            )
         expected, found = tuple(variable.shape), tuple(shapes[key])
         if found != expected:
             if name.startswith(HEAD_SCOPES):
                 skipped.append(f"{name} {found} (model: {expected})")
                 continue
-            raise UserError(f"{prefix}: not an EfficientDet checkpoint of {model.name}: "
-                            f"{name} has shape {found}, the model expects {expected}")
+            raise UserError(
+                f"{prefix}: not an EfficientDet checkpoint of {model.name}: "
+                f"{name} has shape {found}, the model expects {expected}"
+            )
         assignments.append((variable, key))
 
     reader = tf.train.load_checkpoint(prefix)
@@ -171,8 +181,12 @@ def load_automl_checkpoint(model, prefix, shapes):
         variable.assign(reader.get_tensor(key))
     log.info("%s: loaded %d weights into %s", prefix, len(assignments), model.name)
     if skipped:
-        log.warning("%s: skipped %d head weights of another shape (other num_classes): %s",
-                    prefix, len(skipped), "; ".join(skipped))
+        log.warning(
+            "%s: skipped %d head weights of another shape (other num_classes): %s",
+            prefix,
+            len(skipped),
+            "; ".join(skipped),
+        )
 
 
 def describe_backbone(shapes):
@@ -227,8 +241,10 @@ def load_keras_backbone_weights(model, weights):
     backbone of `model`, by layer name. The BiFPN and heads keep their values."""
     backbone = backbone_of(model)
     if backbone.name not in KERAS_EFFICIENTNETS:
-        raise UserError(f"{weights}: Keras has no ImageNet weights for {backbone.name}; "
-                        "start from an official EfficientDet-lite checkpoint instead")
+        raise UserError(
+            f"{weights}: Keras has no ImageNet weights for {backbone.name}; "
+            "start from an official EfficientDet-lite checkpoint instead"
+        )
     if weights != "imagenet" and not os.path.isfile(weights):
         raise UserError(f"{weights}: no such file")
     classifier = keras_classifier_with_weights(backbone.name, backbone.input_shape[1:3], weights)
@@ -245,5 +261,6 @@ def keras_classifier_with_weights(backbone_name, image_size, weights):
             return keras_efficientnet(backbone_name, image_size, weights, include_top)
         except Exception as error:  # keras raises many kinds on a mismatched or absent file
             errors.append(f"{type(error).__name__}: {error}")
-    raise UserError(f"{weights}: could not load as Keras {backbone_name} weights: "
-                    + " / ".join(errors))
+    raise UserError(
+        f"{weights}: could not load as Keras {backbone_name} weights: " + " / ".join(errors)
+    )

@@ -5,7 +5,6 @@ official checkpoint the user names the variant and the label map.
 """
 
 import dataclasses
-from pathlib import Path
 
 import yaml
 
@@ -13,6 +12,7 @@ from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
 from efficientdet.layout import run_of_checkpoint
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelDescription:
@@ -36,7 +36,8 @@ def from_dict(recorded, source):
     try:
         label_map = parse_label_map(recorded["label_map"], source)
         config_values = {
-            key: _tuples(value) for key, value in (recorded.get("config") or {}).items()
+            key: _tuples(value)
+            for key, value in (recorded.get("config") or {}).items()
             if key != "name"
         }
         config = get_config(recorded["model_name"], **config_values)
@@ -71,12 +72,15 @@ def describe_checkpoint(checkpoint, model_name=None, image_size=None, label_map_
                 f"({checkpoint}): {describe_difference(description.label_map, given_map)}"
             )
         if model_name and model_name != description.config.name:
-            raise UserError(f"{checkpoint}: is a checkpoint of {description.config.name}, "
-                            f"not {model_name}")
+            raise UserError(
+                f"{checkpoint}: is a checkpoint of {description.config.name}, not {model_name}"
+            )
         return description
     if not model_name or given_map is None:
-        raise UserError(f"{checkpoint}: not a checkpoint of a training run (no model.yaml); "
-                        "give the variant (--model_name) and the label map (--label_map)")
+        raise UserError(
+            f"{checkpoint}: not a checkpoint of a training run (no model.yaml); "
+            "give the variant (--model_name) and the label map (--label_map)"
+        )
     config = get_config(model_name, image_size=image_size)
     return ModelDescription(config, max(given_map), given_map)
 
@@ -84,8 +88,10 @@ def describe_checkpoint(checkpoint, model_name=None, image_size=None, label_map_
 def check_label_map(label_map, num_classes, source):
     """A model predicting `num_classes` classes needs label ids 1..num_classes at most."""
     if max(label_map) > num_classes:
-        raise UserError(f"{source}: label map has id {max(label_map)} but the model predicts "
-                        f"{num_classes} classes")
+        raise UserError(
+            f"{source}: label map has id {max(label_map)} but the model predicts "
+            f"{num_classes} classes"
+        )
 
 
 def describe_difference(expected, found):

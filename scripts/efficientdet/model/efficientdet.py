@@ -25,8 +25,10 @@ def build_model(name, num_classes=90, image_size=None):
     """
     config = get_config(name, image_size=image_size)
     if config.min_level not in BACKBONE_LEVELS:
-        raise UserError(f"model config: min_level {config.min_level} is not one of "
-                        f"the backbone's levels {BACKBONE_LEVELS}")
+        raise UserError(
+            f"model config: min_level {config.min_level} is not one of "
+            f"the backbone's levels {BACKBONE_LEVELS}"
+        )
     images = keras.Input(shape=(*config.image_size, 3), name="images")
     normalized = keras.layers.Rescaling(
         scale=[1.0 / std for std in config.stddev_rgb],
@@ -35,24 +37,33 @@ def build_model(name, num_classes=90, image_size=None):
     )(images)
 
     backbone = build_backbone(config.backbone, config.image_size, config.act_type)
-    features = backbone(normalized)[config.min_level - BACKBONE_LEVELS[0]:]
+    features = backbone(normalized)[config.min_level - BACKBONE_LEVELS[0] :]
     for level in range(BACKBONE_LEVELS[-1] + 1, config.max_level + 1):
         height, width = features[-1].shape[1:3]
         extra_level = ResampleFeatureMap(
-            config.fpn_num_filters, ((height + 1) // 2, (width + 1) // 2),
+            config.fpn_num_filters,
+            ((height + 1) // 2, (width + 1) // 2),
             name=f"resample_p{level}",
         )
         features.append(extra_level(features[-1]))
 
     features = BiFPN(
-        config.min_level, config.max_level, config.fpn_num_filters, config.fpn_cell_repeats,
-        config.fpn_weight_method, config.act_type, name="fpn_cells",
+        config.min_level,
+        config.max_level,
+        config.fpn_num_filters,
+        config.fpn_cell_repeats,
+        config.fpn_weight_method,
+        config.act_type,
+        name="fpn_cells",
     )(features)
 
     head_args = dict(
-        num_anchors=config.num_anchors, num_filters=config.fpn_num_filters,
-        repeats=config.box_class_repeats, min_level=config.min_level,
-        max_level=config.max_level, act_type=config.act_type,
+        num_anchors=config.num_anchors,
+        num_filters=config.fpn_num_filters,
+        repeats=config.box_class_repeats,
+        min_level=config.min_level,
+        max_level=config.max_level,
+        act_type=config.act_type,
     )
     class_outputs = class_head(num_classes, **head_args)(features)
     box_outputs = box_head(**head_args)(features)

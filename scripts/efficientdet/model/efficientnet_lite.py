@@ -55,8 +55,13 @@ def build_efficientnet_lite(name, image_size, act_type="relu6"):
     width_coefficient, depth_coefficient = SCALING[name]
     images = keras.Input(shape=(*image_size, 3), name="images")
     x = keras.layers.Conv2D(
-        STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
-        kernel_initializer=KERNEL_INITIALIZER, name="stem_conv",
+        STEM_FILTERS,
+        3,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=KERNEL_INITIALIZER,
+        name="stem_conv",
     )(images)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation(act_type, name="stem_activation")(x)
@@ -92,26 +97,38 @@ def inverted_residual_block(
     filters_in = x.shape[-1]
     if expand_ratio != 1:
         x = keras.layers.Conv2D(
-            filters_in * expand_ratio, 1, padding="same", use_bias=False,
-            kernel_initializer=KERNEL_INITIALIZER, name=prefix + "expand_conv",
+            filters_in * expand_ratio,
+            1,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=KERNEL_INITIALIZER,
+            name=prefix + "expand_conv",
         )(x)
         x = keras.layers.BatchNormalization(name=prefix + "expand_bn")(x)
         x = keras.layers.Activation(act_type, name=prefix + "expand_activation")(x)
     x = keras.layers.DepthwiseConv2D(
-        kernel_size, strides=stride, padding="same", use_bias=False,
-        depthwise_initializer=KERNEL_INITIALIZER, name=prefix + "dwconv",
+        kernel_size,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        depthwise_initializer=KERNEL_INITIALIZER,
+        name=prefix + "dwconv",
     )(x)
     x = keras.layers.BatchNormalization(name=prefix + "bn")(x)
     x = keras.layers.Activation(act_type, name=prefix + "activation")(x)
     x = keras.layers.Conv2D(
-        filters_out, 1, padding="same", use_bias=False,
-        kernel_initializer=KERNEL_INITIALIZER, name=prefix + "project_conv",
+        filters_out,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=KERNEL_INITIALIZER,
+        name=prefix + "project_conv",
     )(x)
     x = keras.layers.BatchNormalization(name=prefix + "project_bn")(x)
     if stride == 1 and filters_in == filters_out:
         if drop_rate > 0:
-            x = keras.layers.Dropout(
-                drop_rate, noise_shape=(None, 1, 1, 1), name=prefix + "drop"
-            )(x)
+            x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=prefix + "drop")(
+                x
+            )
         x = keras.layers.Add(name=prefix + "add")([x, inputs])
     return x

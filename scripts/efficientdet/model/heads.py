@@ -19,12 +19,27 @@ class PredictionHead(keras.layers.Layer):
     predicting `num_outputs` channels per location. Outputs are float32 under any dtype policy.
     """
 
-    def __init__(self, prefix, num_outputs, num_filters, repeats, min_level, max_level,
-                 act_type, bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        prefix,
+        num_outputs,
+        num_filters,
+        repeats,
+        min_level,
+        max_level,
+        act_type,
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.options = dict(
-            prefix=prefix, num_outputs=num_outputs, num_filters=num_filters, repeats=repeats,
-            min_level=min_level, max_level=max_level, act_type=act_type,
+            prefix=prefix,
+            num_outputs=num_outputs,
+            num_filters=num_filters,
+            repeats=repeats,
+            min_level=min_level,
+            max_level=max_level,
+            act_type=act_type,
         )
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.activation = keras.activations.get(act_type)
@@ -32,8 +47,10 @@ class PredictionHead(keras.layers.Layer):
             separable_conv(num_filters, name=f"{prefix}-{i}") for i in range(repeats)
         )
         self.batch_norms = tuple(
-            tuple(keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
-                  for level in range(min_level, max_level + 1))
+            tuple(
+                keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
+                for level in range(min_level, max_level + 1)
+            )
             for i in range(repeats)
         )
         self.predict = separable_conv(
@@ -50,8 +67,11 @@ class PredictionHead(keras.layers.Layer):
         self.predict.build(shape)
 
     def get_config(self):
-        return {**super().get_config(), **self.options,
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer)}
+        return {
+            **super().get_config(),
+            **self.options,
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
 
     def call(self, features, training=None):
         outputs = []
@@ -64,9 +84,13 @@ class PredictionHead(keras.layers.Layer):
 
 def separable_conv(filters, name, bias_initializer="zeros"):
     return keras.layers.SeparableConv2D(
-        filters, 3, padding="same",
-        depthwise_initializer="variance_scaling", pointwise_initializer="variance_scaling",
-        bias_initializer=bias_initializer, name=name,
+        filters,
+        3,
+        padding="same",
+        depthwise_initializer="variance_scaling",
+        pointwise_initializer="variance_scaling",
+        bias_initializer=bias_initializer,
+        name=name,
     )
 
 
@@ -75,14 +99,27 @@ def class_head(num_classes, num_anchors, num_filters, repeats, min_level, max_le
     probability CLASS_PRIOR_PROBABILITY."""
     prior_bias = -math.log((1 - CLASS_PRIOR_PROBABILITY) / CLASS_PRIOR_PROBABILITY)
     return PredictionHead(
-        "class", num_anchors * num_classes, num_filters, repeats, min_level, max_level, act_type,
-        bias_initializer=keras.initializers.Constant(prior_bias), name="class_net",
+        "class",
+        num_anchors * num_classes,
+        num_filters,
+        repeats,
+        min_level,
+        max_level,
+        act_type,
+        bias_initializer=keras.initializers.Constant(prior_bias),
+        name="class_net",
     )
 
 
 def box_head(num_anchors, num_filters, repeats, min_level, max_level, act_type):
     """Box regression [B, h, w, num_anchors * 4] per level (ty, tx, th, tw per anchor)."""
     return PredictionHead(
-        "box", num_anchors * 4, num_filters, repeats, min_level, max_level, act_type,
+        "box",
+        num_anchors * 4,
+        num_filters,
+        repeats,
+        min_level,
+        max_level,
+        act_type,
         name="box_net",
     )

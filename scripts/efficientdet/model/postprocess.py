@@ -61,8 +61,8 @@ def postprocess(
     cls_outputs / box_outputs: head outputs (lists over levels, layout in anchors.py);
     anchors [N, 4] for `image_size` (height, width); image_scales [B] (original pixels per
     model pixel, from resize_and_pad) or None; image_sizes [B, 2] (original height, width) or
-    None: scaled boxes reaching into the padding end at the image's border. Returns boxes [B, D, 4] yxyx, scores [B, D],
-    classes [B, D] (label ids, 0 in padding), num_detections [B].
+    None: scaled boxes reaching into the padding end at the image's border. Returns boxes
+    [B, D, 4] yxyx, scores [B, D], classes [B, D] (label ids, 0 in padding), num_detections [B].
     """
     if method not in NMS_METHODS:
         raise ValueError(f"NMS method must be one of {NMS_METHODS}, got {method!r}")

@@ -43,7 +43,7 @@ def scale_crop_pad(image, boxes, classes, output_size, image_scale, offset):
     original_size = tf.cast(tf.shape(image)[:2], tf.float32)
     scaled_size = tf.maximum(tf.cast(original_size * image_scale, tf.int32), 1)
     resized = tf.image.resize(tf.cast(image, tf.float32), scaled_size)
-    cropped = resized[offset[0]:offset[0] + output_height, offset[1]:offset[1] + output_width]
+    cropped = resized[offset[0] : offset[0] + output_height, offset[1] : offset[1] + output_width]
     output = tf.image.pad_to_bounding_box(cropped, 0, 0, output_height, output_width)
 
     box_scale = tf.cast(scaled_size, tf.float32) / original_size

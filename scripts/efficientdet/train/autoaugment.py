@@ -13,8 +13,8 @@ import math
 
 import tensorflow as tf
 
-from efficientdet.train.augment import clip_boxes
 from efficientdet.errors import UserError
+from efficientdet.train.augment import clip_boxes
 
 MAX_LEVEL = 10.0
 FILL_VALUE = 128
@@ -100,14 +100,23 @@ POLICIES = {
 }
 
 RANDAUG_OPS = (
-    "Equalize", "Solarize", "Color", "Cutout", "SolarizeAdd",
-    "TranslateX_BBox", "TranslateY_BBox", "ShearX_BBox", "ShearY_BBox", "Rotate_BBox",
+    "Equalize",
+    "Solarize",
+    "Color",
+    "Cutout",
+    "SolarizeAdd",
+    "TranslateX_BBox",
+    "TranslateY_BBox",
+    "ShearX_BBox",
+    "ShearY_BBox",
+    "Rotate_BBox",
 )
 
 POLICY_NAMES = (*POLICIES, "randaug")
 
 
 # ---- pixel ops ---------------------------------------------------------------------------
+
 
 def blend(image1, image2, factor):
     """image1 + factor * (image2 - image1), clipped to uint8 (factor > 1 extrapolates)."""
@@ -206,8 +215,11 @@ def cutout(image, half_size, center=None):
             tf.random.uniform([], 0, width, tf.int32),
         )
     return _fill_rectangle(
-        image, center[0] - half_size[0], center[1] - half_size[1],
-        center[0] + half_size[0], center[1] + half_size[1],
+        image,
+        center[0] - half_size[0],
+        center[1] - half_size[1],
+        center[0] + half_size[0],
+        center[1] + half_size[1],
     )
 
 
@@ -221,6 +233,7 @@ def _fill_rectangle(image, top, left, bottom, right):
 # ---- geometric ops -------------------------------------------------------------------------
 # A geometric op is a 3x3 matrix mapping a content point (x, y, 1) of the input to where it
 # lands in the output, in continuous pixel coordinates (pixel centres at i + 0.5).
+
 
 def translation_matrix(dx, dy):
     return _affine([[1.0, 0.0, dx], [0.0, 1.0, dy]])
@@ -273,10 +286,15 @@ def transform_boxes(boxes, matrix, image_size):
     corners_y = tf.stack([ymin, ymin, ymax, ymax], axis=-1)
     moved_x = matrix[0, 0] * corners_x + matrix[0, 1] * corners_y + matrix[0, 2]
     moved_y = matrix[1, 0] * corners_x + matrix[1, 1] * corners_y + matrix[1, 2]
-    moved = tf.stack([
-        tf.reduce_min(moved_y, axis=-1), tf.reduce_min(moved_x, axis=-1),
-        tf.reduce_max(moved_y, axis=-1), tf.reduce_max(moved_x, axis=-1),
-    ], axis=-1)
+    moved = tf.stack(
+        [
+            tf.reduce_min(moved_y, axis=-1),
+            tf.reduce_min(moved_x, axis=-1),
+            tf.reduce_max(moved_y, axis=-1),
+            tf.reduce_max(moved_x, axis=-1),
+        ],
+        axis=-1,
+    )
     return clip_boxes(moved, image_size)
 
 
@@ -287,12 +305,15 @@ def transform_with_boxes(image, boxes, matrix):
 
 def box_cutout(image, boxes, fraction):
     """Cutout inside one random box, sized `fraction` of that box, centred anywhere in it."""
+
     def cut():
-        box = tf.cast(_pixel_box(boxes[tf.random.uniform([], 0, tf.shape(boxes)[0], tf.int32)],
-                                 tf.shape(image)[:2]), tf.int32)
-        half_size = tf.cast(
-            fraction * tf.cast(box[2:] - box[:2], tf.float32) / 2.0, tf.int32
+        box = tf.cast(
+            _pixel_box(
+                boxes[tf.random.uniform([], 0, tf.shape(boxes)[0], tf.int32)], tf.shape(image)[:2]
+            ),
+            tf.int32,
         )
+        half_size = tf.cast(fraction * tf.cast(box[2:] - box[:2], tf.float32) / 2.0, tf.int32)
         center = (
             tf.random.uniform([], box[0], tf.maximum(box[2], box[0] + 1), tf.int32),
             tf.random.uniform([], box[1], tf.maximum(box[3], box[1] + 1), tf.int32),
@@ -312,6 +333,7 @@ def _pixel_box(box, image_size):
 
 def apply_inside_boxes(image, boxes, probability, op):
     """Apply an image op to the content of each box, independently with `probability`."""
+
     def body(index, image):
         top, left, bottom, right = tf.unstack(
             tf.cast(_pixel_box(boxes[index], tf.shape(image)[:2]), tf.int32)
@@ -336,6 +358,7 @@ def _replace_region(image, top, left, bottom, right, op):
 
 
 # ---- level -> op -------------------------------------------------------------------------
+
 
 def _random_sign(value):
     return tf.where(tf.random.uniform([]) < 0.5, -value, value)
@@ -380,32 +403,43 @@ IMAGE_OPS = {
 # name -> (image, boxes, level) -> (image, boxes)
 BOX_OPS = {
     "BBox_Cutout": lambda image, boxes, level: box_cutout(
-        image, boxes, _fraction(level) * BOX_CUTOUT_MAX_FRACTION),
+        image, boxes, _fraction(level) * BOX_CUTOUT_MAX_FRACTION
+    ),
     "TranslateX_BBox": lambda image, boxes, level: transform_with_boxes(
-        image, boxes, _translate(True, _fraction(level) * TRANSLATE_PIXELS)),
+        image, boxes, _translate(True, _fraction(level) * TRANSLATE_PIXELS)
+    ),
     "TranslateY_BBox": lambda image, boxes, level: transform_with_boxes(
-        image, boxes, _translate(False, _fraction(level) * TRANSLATE_PIXELS)),
+        image, boxes, _translate(False, _fraction(level) * TRANSLATE_PIXELS)
+    ),
     "ShearX_BBox": lambda image, boxes, level: transform_with_boxes(
-        image, boxes, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), True)),
+        image, boxes, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), True)
+    ),
     "ShearY_BBox": lambda image, boxes, level: transform_with_boxes(
-        image, boxes, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), False)),
+        image, boxes, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), False)
+    ),
     "Rotate_BBox": lambda image, boxes, level: transform_with_boxes(
-        image, boxes, rotation_matrix(_random_sign(_fraction(level) * ROTATE_MAX_DEGREES),
-                                      tf.shape(image)[:2])),
+        image,
+        boxes,
+        rotation_matrix(_random_sign(_fraction(level) * ROTATE_MAX_DEGREES), tf.shape(image)[:2]),
+    ),
 }
 
 # name -> (region, level) -> region; applied to the content of each box, boxes unchanged
 INSIDE_BOX_OPS = {
     "TranslateY_Only_BBoxes": lambda region, level: transform_image(
-        region, _translate(False, _fraction(level) * TRANSLATE_INSIDE_BOX_PIXELS)),
+        region, _translate(False, _fraction(level) * TRANSLATE_INSIDE_BOX_PIXELS)
+    ),
     "ShearX_Only_BBoxes": lambda region, level: transform_image(
-        region, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), True)),
+        region, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), True)
+    ),
     "ShearY_Only_BBoxes": lambda region, level: transform_image(
-        region, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), False)),
+        region, shear_matrix(_random_sign(_fraction(level) * SHEAR_MAX), False)
+    ),
     "Flip_Only_BBoxes": lambda region, level: tf.reverse(region, axis=[1]),
     "Equalize_Only_BBoxes": lambda region, level: equalize(region),
     "Cutout_Only_BBoxes": lambda region, level: cutout(
-        region, _square(int(_fraction(level) * CUTOUT_INSIDE_BOX_PIXELS))),
+        region, _square(int(_fraction(level) * CUTOUT_INSIDE_BOX_PIXELS))
+    ),
 }
 
 
@@ -421,7 +455,9 @@ def apply_op(name, image, boxes, level):
 def _apply_step(name, probability, level, image, boxes):
     if name in INSIDE_BOX_OPS:
         return apply_inside_boxes(
-            image, boxes, probability * INSIDE_BOX_PROBABILITY_FACTOR,
+            image,
+            boxes,
+            probability * INSIDE_BOX_PROBABILITY_FACTOR,
             lambda region: INSIDE_BOX_OPS[name](region, level),
         )
     return tf.cond(
@@ -453,10 +489,17 @@ def randaugment(image, boxes, num_layers=1, magnitude=15.0):
     """RandAugment: `num_layers` times, one random op of RANDAUG_OPS at `magnitude`."""
     for _ in range(num_layers):
         choice = tf.random.uniform([], 0, len(RANDAUG_OPS), tf.int32)
-        image, boxes = tf.switch_case(choice, [
-            (lambda name=name, image=image, boxes=boxes: apply_op(name, image, boxes, magnitude))
-            for name in RANDAUG_OPS
-        ])
+        image, boxes = tf.switch_case(
+            choice,
+            [
+                (
+                    lambda name=name, image=image, boxes=boxes: apply_op(
+                        name, image, boxes, magnitude
+                    )
+                )
+                for name in RANDAUG_OPS
+            ],
+        )
     return image, boxes
 
 

@@ -10,11 +10,11 @@ import os
 
 import tensorflow as tf
 
-from efficientdet.model.anchors import AnchorLabeler, generate_anchors
 from efficientdet.data import tfrecord
-from efficientdet.train import augment, autoaugment
 from efficientdet.errors import UserError
+from efficientdet.model.anchors import AnchorLabeler, generate_anchors
 from efficientdet.model.preprocess import resize_and_pad
+from efficientdet.train import augment, autoaugment
 
 MAX_SHARDS_READ_AT_ONCE = 16
 SHUFFLE_BUFFER = 256
@@ -32,9 +32,21 @@ _FEATURES = {
 }
 
 
-def make_dataset(file_pattern, config, training, batch_size, num_classes, *,
-                 max_instances_per_image=None, input_context=None, cache=False,
-                 repeat=None, drop_remainder=None, shuffle_buffer=SHUFFLE_BUFFER, seed=None):
+def make_dataset(
+    file_pattern,
+    config,
+    training,
+    batch_size,
+    num_classes,
+    *,
+    max_instances_per_image=None,
+    input_context=None,
+    cache=False,
+    repeat=None,
+    drop_remainder=None,
+    shuffle_buffer=SHUFFLE_BUFFER,
+    seed=None,
+):
     """Batches of (images, labels) for keras' fit/evaluate or a custom loop.
 
     Args:
@@ -84,8 +96,14 @@ def make_dataset(file_pattern, config, training, batch_size, num_classes, *,
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     labeler = AnchorLabeler(
-        generate_anchors(config.image_size, config.min_level, config.max_level,
-                         config.num_scales, config.aspect_ratios, config.anchor_scale),
+        generate_anchors(
+            config.image_size,
+            config.min_level,
+            config.max_level,
+            config.num_scales,
+            config.aspect_ratios,
+            config.anchor_scale,
+        ),
         num_classes,
     )
 
@@ -94,10 +112,18 @@ def make_dataset(file_pattern, config, training, batch_size, num_classes, *,
         with tf.control_dependencies(_label_checks(example, num_classes)):
             return _model_inputs(example, labeler, max_instances_per_image)
 
-    examples = decoded_examples(file_pattern, training, input_context=input_context, cache=cache,
-                                repeat=repeat, shuffle_buffer=shuffle_buffer, seed=seed)
-    dataset = examples.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE,
-                           deterministic=not training)
+    examples = decoded_examples(
+        file_pattern,
+        training,
+        input_context=input_context,
+        cache=cache,
+        repeat=repeat,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+    )
+    dataset = examples.map(
+        to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
+    )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -113,8 +139,15 @@ def preprocessed_examples(file_pattern, config, training=True, seed=None):
     return examples.map(lambda example: prepare_example(example, config, training))
 
 
-def decoded_examples(file_pattern, training, input_context=None, cache=False, repeat=False,
-                     shuffle_buffer=SHUFFLE_BUFFER, seed=None):
+def decoded_examples(
+    file_pattern,
+    training,
+    input_context=None,
+    cache=False,
+    repeat=False,
+    shuffle_buffer=SHUFFLE_BUFFER,
+    seed=None,
+):
     """Decoded records (see decode_example): this pipeline's share, shuffled when training."""
     records = _read_records(shard_paths(file_pattern), training, input_context, seed)
 
@@ -126,8 +159,9 @@ def decoded_examples(file_pattern, training, input_context=None, cache=False, re
         return dataset
 
     def decode(records):
-        return records.map(decode_example, num_parallel_calls=tf.data.AUTOTUNE,
-                           deterministic=not training)
+        return records.map(
+            decode_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
+        )
 
     if cache:
         return shuffle_and_repeat(decode(records).cache(_cache_path(cache, input_context)))
@@ -179,15 +213,23 @@ def decode_example(serialized):
     """tf.train.Example bytes -> image uint8 [H, W, 3], boxes float32 [M, 4] pixels (ymin, xmin,
     ymax, xmax), classes int32 [M] label ids, is_crowd bool [M], source_id int64, image_size."""
     features = tf.io.parse_single_example(serialized, _FEATURES)
-    dense = {key: tf.sparse.to_dense(value) for key, value in features.items()
-             if isinstance(value, tf.SparseTensor)}
+    dense = {
+        key: tf.sparse.to_dense(value)
+        for key, value in features.items()
+        if isinstance(value, tf.SparseTensor)
+    }
     image = tf.io.decode_image(features[tfrecord.ENCODED], channels=3, expand_animations=False)
     image_size = tf.shape(image)[:2]
     size = tf.cast(image_size, tf.float32)
-    boxes = tf.stack([
-        dense[tfrecord.BBOX_YMIN] * size[0], dense[tfrecord.BBOX_XMIN] * size[1],
-        dense[tfrecord.BBOX_YMAX] * size[0], dense[tfrecord.BBOX_XMAX] * size[1],
-    ], axis=-1)
+    boxes = tf.stack(
+        [
+            dense[tfrecord.BBOX_YMIN] * size[0],
+            dense[tfrecord.BBOX_XMIN] * size[1],
+            dense[tfrecord.BBOX_YMAX] * size[0],
+            dense[tfrecord.BBOX_XMAX] * size[1],
+        ],
+        axis=-1,
+    )
     classes = tf.cast(dense[tfrecord.CLASS_LABEL], tf.int32)
     # Records without is_crowd (allowed by the format) mean no crowd objects.
     is_crowd = tf.concat([dense[tfrecord.IS_CROWD], tf.zeros_like(classes, tf.int64)], axis=0)
@@ -199,7 +241,7 @@ def decode_example(serialized):
         "image": image,
         "boxes": boxes,
         "classes": classes,
-        "is_crowd": is_crowd[:tf.size(classes)] > 0,
+        "is_crowd": is_crowd[: tf.size(classes)] > 0,
         "source_id": source_id,
         "image_size": image_size,
     }
@@ -245,8 +287,11 @@ def _label_checks(example, num_classes):
         ),
         tf.debugging.Assert(
             tf.reduce_all(classes <= num_classes),
-            [f"image/object/class/label: label id above num_classes={num_classes} (label map "
-             "and model disagree); source_id", source_id],
+            [
+                f"image/object/class/label: label id above num_classes={num_classes} (label map "
+                "and model disagree); source_id",
+                source_id,
+            ],
         ),
     ]
 
@@ -260,8 +305,9 @@ def _model_inputs(example, labeler, max_instances):
         "image_scales": example["scale"],
         "image_sizes": example["image_size"],
         "source_ids": example["source_id"],
-        "groundtruth_boxes": _pad(example["boxes"] * example["scale"], max_instances,
-                                  example["source_id"]),
+        "groundtruth_boxes": _pad(
+            example["boxes"] * example["scale"], max_instances, example["source_id"]
+        ),
         "groundtruth_classes": _pad(example["classes"], max_instances, example["source_id"]),
     }
     return example["image"], labels
@@ -272,8 +318,12 @@ def _pad(values, max_instances, source_id):
     count = tf.shape(values)[0]
     fits = tf.debugging.Assert(
         count <= max_instances,
-        [f"max_instances_per_image={max_instances} is below the number of objects of an image; "
-         "raise it. source_id, objects:", source_id, count],
+        [
+            f"max_instances_per_image={max_instances} is below the number of objects of an image; "
+            "raise it. source_id, objects:",
+            source_id,
+            count,
+        ],
     )
     with tf.control_dependencies([fits]):
         padding = [[0, max_instances - count]] + [[0, 0]] * (len(values.shape) - 1)

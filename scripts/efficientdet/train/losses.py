@@ -108,9 +108,10 @@ def detection_loss(
 
     one_hot = tf.one_hot(cls_targets, logits.shape[-1], dtype=tf.float32)
     not_ignored = tf.cast(cls_targets != IGNORE, tf.float32)[..., tf.newaxis]
-    class_loss = tf.reduce_sum(
-        focal_loss(logits, one_hot, alpha, gamma, label_smoothing) * not_ignored
-    ) / normalizer
+    class_loss = (
+        tf.reduce_sum(focal_loss(logits, one_hot, alpha, gamma, label_smoothing) * not_ignored)
+        / normalizer
+    )
 
     positive = cls_targets >= 0
     positive_weight = tf.cast(positive, tf.float32)

@@ -137,7 +137,8 @@ def freeze_variables(model, pattern, original_names=None):
         raise UserError(f"hparams var_freeze_expr: {pattern!r} is not a regex: {error}") from None
     original_names = original_names or {}
     frozen = [
-        v for v in model.trainable_variables
+        v
+        for v in model.trainable_variables
         if regex.match(v.path) or regex.match(original_names.get(v.path, ""))
     ]
     if not frozen:

@@ -12,16 +12,15 @@ import tensorflow as tf
 import yaml
 
 from efficientdet import build_model, load_checkpoint
-from efficientdet.train import distribute
-from efficientdet.train import optimization
 from efficientdet.atomic import atomic_output
-from efficientdet.train.input import make_dataset
 from efficientdet.errors import UserError
 from efficientdet.layout import RunFiles, run_of_checkpoint
 from efficientdet.model.checkpoints import automl_variable_names
 from efficientdet.model.description import yaml_ready
-from efficientdet.train.trainer import DetectionTrainer
+from efficientdet.train import distribute, optimization
 from efficientdet.train.callbacks import EpochCheckpoints
+from efficientdet.train.input import make_dataset
+from efficientdet.train.trainer import DetectionTrainer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,9 @@ class TrainingRun:
         self.trainer.optimizer.build(self.detector.trainable_variables)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(
-            model=self.detector, ema_model=average, optimizer=self.trainer.optimizer,
+            model=self.detector,
+            ema_model=average,
+            optimizer=self.trainer.optimizer,
             epoch=self.epoch,
         )
         # Workers other than the chief write their (identical) copy to a scratch folder.
@@ -95,7 +96,9 @@ class TrainingRun:
         if not self.chief:
             folder = self.files.model_dir / f".{distribute.task_name(self.strategy)}"
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, folder, max_to_keep=self.options.keep_checkpoints,
+            self.checkpoint,
+            folder,
+            max_to_keep=self.options.keep_checkpoints,
             checkpoint_name="ckpt",
         )
 
@@ -104,8 +107,12 @@ class TrainingRun:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise UserError(f"{path}: cannot resume from this checkpoint ({error})") from None
-        log.info("resuming from %s (epoch %d, step %d)", path, int(self.epoch.numpy()),
-                 self.global_step())
+        log.info(
+            "resuming from %s (epoch %d, step %d)",
+            path,
+            int(self.epoch.numpy()),
+            self.global_step(),
+        )
         if self.chief:
             drop_unsaved_epochs(self.files.history, self.global_step())
 
@@ -156,8 +163,14 @@ class TrainingRun:
 
         def dataset(input_context=None):
             return make_dataset(
-                files, self.config, training, self.options.batch_size, num_classes,
-                input_context=input_context, repeat=True, drop_remainder=True,
+                files,
+                self.config,
+                training,
+                self.options.batch_size,
+                num_classes,
+                input_context=input_context,
+                repeat=True,
+                drop_remainder=True,
                 cache=self.options.cache,
             )
 
@@ -226,5 +239,10 @@ def warn_if_other_classes(pretrained, label_map):
     recorded = (yaml.safe_load(description.read_text()) or {}).get("label_map") or {}
     recorded = {int(label_id): name for label_id, name in recorded.items()}
     if recorded != label_map:
-        log.warning("%s: the pretrained model was trained on classes %s, this dataset has %s; "
-                    "its class head is retrained", description, recorded, label_map)
+        log.warning(
+            "%s: the pretrained model was trained on classes %s, this dataset has %s; "
+            "its class head is retrained",
+            description,
+            recorded,
+            label_map,
+        )

@@ -22,30 +22,45 @@ import time
 from pathlib import Path
 
 from efficientdet import automl_hparams, flags
-from efficientdet.train import distribute, url_dataset
-from efficientdet.train import optimization
-from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.atomic import atomic_output
+from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.errors import UserError
-from efficientdet.train.training_data import describe_training_data
+from efficientdet.train import distribute, optimization, url_dataset
 from efficientdet.train.run import TrainingRun
+from efficientdet.train.training_data import describe_training_data
 
 log = logging.getLogger(__name__)
 
 TRAIN_FLAGS = (
     flags.Flag("image_size", str, None, "model input size, an int or WxH (default: the variant's)"),
-    flags.Flag("label_map", str, None,
-               "label_map.yaml of the dataset (default: beside the tfrecords folder, else read "
-               "from the records)"),
-    flags.Flag("dataset_stats", str, None,
-               "summary.yaml giving max_objects_per_image (default: beside the tfrecords folder)"),
-    flags.Flag("strategy", str, "default", "distribution strategy (or the original's gpus, "
-               "multi-gpus)",
-               choices=distribute.STRATEGIES + tuple(distribute.ORIGINAL_STRATEGIES)),
+    flags.Flag(
+        "label_map",
+        str,
+        None,
+        "label_map.yaml of the dataset (default: beside the tfrecords folder, else read "
+        "from the records)",
+    ),
+    flags.Flag(
+        "dataset_stats",
+        str,
+        None,
+        "summary.yaml giving max_objects_per_image (default: beside the tfrecords folder)",
+    ),
+    flags.Flag(
+        "strategy",
+        str,
+        "default",
+        "distribution strategy (or the original's gpus, multi-gpus)",
+        choices=distribute.STRATEGIES + tuple(distribute.ORIGINAL_STRATEGIES),
+    ),
     flags.Flag("tpu", str, None, "TPU name or grpc:// address for --strategy=tpu"),
-    flags.Flag("mixed_precision", str, "auto",
-               "auto (float16 on GPU, bfloat16 on TPU), float32, mixed_float16, mixed_bfloat16",
-               choices=("auto", "float32", "mixed_float16", "mixed_bfloat16")),
+    flags.Flag(
+        "mixed_precision",
+        str,
+        "auto",
+        "auto (float16 on GPU, bfloat16 on TPU), float32, mixed_float16, mixed_bfloat16",
+        choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+    ),
     flags.Flag("jit_compile", flags.parse_bool, False, "compile training steps with XLA"),
     flags.Flag("use_xla", flags.parse_bool, False, "the original's name of --jit_compile"),
     flags.Flag("steps_per_execution", flags.positive_int, 1, "training steps per tf.function call"),
@@ -90,8 +105,12 @@ def train(options):
     config, params = training_params(options, hparams, data)
     run = TrainingRun(options, config, params, data, strategy)
     if run.initial_epoch >= options.num_epochs:
-        log.info("%s: already trained %d epochs (--num_epochs=%d)", options.model_dir,
-                 run.initial_epoch, options.num_epochs)
+        log.info(
+            "%s: already trained %d epochs (--num_epochs=%d)",
+            options.model_dir,
+            run.initial_epoch,
+            options.num_epochs,
+        )
     else:
         run.fit()
     summary = {

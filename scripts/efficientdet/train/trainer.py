@@ -4,9 +4,8 @@ import keras
 import tensorflow as tf
 
 from efficientdet.keras_internals import PrebuiltModel, check_keras_internals, multi_worker_logs
-from efficientdet.train import distribute
-from efficientdet.train import optimization
 from efficientdet.model.anchors import generate_anchors
+from efficientdet.train import distribute, optimization
 from efficientdet.train.losses import detection_loss
 
 LOSS_NAMES = ("loss", "class_loss", "box_loss", "l2_loss")
@@ -32,7 +31,8 @@ class DetectionTrainer(PrebuiltModel):
         self.weight_decay = float(params["weight_decay"])
         # Indices into `weights`, valid for both twins: the averaged twin has no trainable list.
         self.decayed_indices = [
-            index for index, variable in enumerate(detector.weights)
+            index
+            for index, variable in enumerate(detector.weights)
             if variable.trainable and optimization.is_decayed(variable)
         ]
         self.loss_options = dict(
@@ -46,8 +46,12 @@ class DetectionTrainer(PrebuiltModel):
         )
         if config.iou_loss_type:
             self.loss_options["anchors"] = generate_anchors(
-                config.image_size, config.min_level, config.max_level, config.num_scales,
-                config.aspect_ratios, config.anchor_scale,
+                config.image_size,
+                config.min_level,
+                config.max_level,
+                config.num_scales,
+                config.aspect_ratios,
+                config.anchor_scale,
             )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
@@ -61,8 +65,12 @@ class DetectionTrainer(PrebuiltModel):
     def _detection_losses(self, detector, images, targets, training):
         class_outputs, box_outputs = detector(images, training=training)
         total, class_loss, box_loss = detection_loss(
-            class_outputs, box_outputs, targets["cls_targets"], targets["box_targets"],
-            targets["num_positives"], **self.loss_options,
+            class_outputs,
+            box_outputs,
+            targets["cls_targets"],
+            targets["box_targets"],
+            targets["num_positives"],
+            **self.loss_options,
         )
         weights = detector.weights
         kernels = [weights[index] for index in self.decayed_indices]

@@ -11,11 +11,11 @@ import tensorflow as tf
 import yaml
 
 from efficientdet.data import tfrecord
-from efficientdet.train.input import shard_paths
 from efficientdet.data.label_map import parse_label_map, read_label_map
 from efficientdet.errors import UserError
 from efficientdet.layout import DatasetFiles
 from efficientdet.model.description import describe_difference
+from efficientdet.train.input import shard_paths
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,10 @@ DATASET = "dataset"
 def prepare(url, folder, train_fraction):
     """Runs the data stage on `url` in `folder`; returns the (train, val) TFRecord patterns."""
     if not WORKFLOW.is_file():
-        raise UserError(f"--url_dataset needs the workflow ({WORKFLOW}): install the project "
-                        "from its source folder (pip install -e .)")
+        raise UserError(
+            f"--url_dataset needs the workflow ({WORKFLOW}): install the project "
+            "from its source folder (pip install -e .)"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -38,13 +40,29 @@ def prepare(url, folder, train_fraction):
     # The rules call `efficientdet`, which sits beside this interpreter.
     path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "tfrecords", "--snakefile", str(WORKFLOW),
-         "--directory", str(folder), "--configfile", str(config_path), "--cores", "all",
-         "--quiet"],
-        capture_output=True, text=True, env={**os.environ, "PATH": path},
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "tfrecords",
+            "--snakefile",
+            str(WORKFLOW),
+            "--directory",
+            str(folder),
+            "--configfile",
+            str(config_path),
+            "--cores",
+            "all",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
     )
     if result.returncode != 0:
-        raise UserError(f"--url_dataset={url}: the data stage failed in {folder}:\n"
-                        f"{result.stderr.strip()[-3000:]}")
+        raise UserError(
+            f"--url_dataset={url}: the data stage failed in {folder}:\n"
+            f"{result.stderr.strip()[-3000:]}"
+        )
     records = folder / DatasetFiles.named(DATASET).tfrecords
     return str(records / "train-*.tfrecord"), str(records / "val-*.tfrecord")
