@@ -13,7 +13,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import planned_jobs, run_cli, run_snakemake
+from conftest import REPO, planned_jobs, run_cli, run_snakemake
 
 RUN = "sample-efficientdet-d0"
 DATA_RULES = {"download", "unpack", "index", "split"}
@@ -29,13 +29,16 @@ TARGET_RULES = {
     "evaluate": TRAIN_RULES | {"ground_truth", "evaluate_checkpoint", "evaluate"},
     "frozen_model": EXPORT_RULES | {"frozen_model"},
     "predictions": EXPORT_RULES | {"infer", "predictions"},
-    "": EXPORT_RULES | {"frozen_model"},
+    "": EXPORT_RULES
+    | {"ground_truth", "dataset_stats", "inspect", "training_curves", "inspect_pipeline"}
+    | {"evaluate", "export_report", "infer", "all"},
 }
 ALL_RULES = set().union(*TARGET_RULES.values())
-TARGET_ONLY = {"tfrecords", "frozen_model", "predictions"}
+TARGET_ONLY = {"tfrecords", "frozen_model", "predictions", "all"}
 # The checkpoints training writes are known only once it has run: a dry run shows train and the
 # table, not the evaluations of checkpoints still to come.
-AFTER_TRAIN = {"train", "evaluate", "export", "infer"}
+AFTER_EXPORT = {"export", "export_report", "infer"}
+AFTER_TRAIN = AFTER_EXPORT | {"train", "training_curves", "inspect_pipeline", "evaluate"}
 AFTER_SPLIT = ALL_RULES - {"download", "unpack", "index"}
 
 # config key -> (a new value, the rules that rerun). The same groups as config/README.md.
@@ -50,11 +53,12 @@ AFFECTS = {
     ),
     "dataset.train_fraction": (0.6, AFTER_SPLIT),
     "dataset.seed": (1, AFTER_SPLIT),
-    "dataset.images_per_shard": (
-        30,
-        {"shard", "inspect", "train", "evaluate_checkpoint", "evaluate", "export", "infer"},
+    "dataset.splits": (
+        {"train": ["sample-voc/train"], "val": ["sample-voc/val"]},
+        ALL_RULES - {"download", "unpack"},
     ),
-    "dataset.inspect_images": (4, {"inspect"}),
+    "dataset.images_per_shard": (30, AFTER_TRAIN | {"shard", "inspect", "evaluate_checkpoint"}),
+    "dataset.inspect_images": (4, {"inspect", "inspect_pipeline"}),
     "model.name": ("efficientdet-d1", AFTER_TRAIN),
     "train.run": ("second", AFTER_TRAIN),
     "model.pretrained": ("imagenet", AFTER_TRAIN),
@@ -69,16 +73,28 @@ AFFECTS = {
     "train.steps_per_execution": (2, AFTER_TRAIN),
     "train.cache": (True, AFTER_TRAIN),
     "train.batch_size": (4, AFTER_TRAIN | {"evaluate_checkpoint"}),
-    "evaluate.max_samples": (16, {"evaluate_checkpoint", "evaluate", "export", "infer"}),
-    "export.checkpoint": ("best", {"export", "infer"}),
-    "export.calibration_images": (8, {"export", "infer"}),
-    "infer.images": ("results/sample/voc", {"infer"}),
-    "infer.min_score": (0.5, {"infer"}),
+    "evaluate.max_samples": (16, AFTER_EXPORT | {"evaluate_checkpoint", "evaluate"}),
+    "export.checkpoint": ("best", AFTER_EXPORT),
+    "export.calibration_images": (8, AFTER_EXPORT),
+    "infer.images": ("results/sample/voc", {"infer", "export_report"}),
+    "infer.min_score": (0.5, {"infer", "export_report"}),
     "infer.backend": ("frozen_graph", {"infer"}),
     "infer.batch_size": (4, {"infer"}),
+    # Read only with --software-deployment-method conda, which these runs do not use.
+    "software.tensorflow": ("cuda", set()),
 }
 # model.image_size is the one key without a row: another size for the same run is refused.
 INCOMPATIBLE = {"model.image_size": 256}
+
+
+def test_the_table_names_every_config_key():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    keys = {
+        f"{section}.{key}"
+        for section, body in schema["properties"].items()
+        for key in body.get("properties", {})
+    }
+    assert set(AFFECTS) | set(INCOMPATIBLE) == keys
 
 
 def expected_rules(target, affected):
@@ -126,10 +142,31 @@ def finished_run(tmp_path_factory):
     config["train"].update(epochs=2, batch_size=2, examples_per_epoch=4, mode="train")
     config["evaluate"]["max_samples"] = 8
     write_config(folder, config)
-    run_snakemake(folder, "tfrecords", "dataset_stats", "inspect", "evaluate")
+    run_snakemake(
+        folder,
+        "tfrecords",
+        "dataset_stats",
+        "inspect",
+        "evaluate",
+        "training_curves",
+        "inspect_pipeline",
+    )
     (folder / "models" / RUN / "export").mkdir()
     (folder / "results" / RUN / "predictions").mkdir()
-    run_snakemake(folder, "--touch", "--forcerun", "export", "infer", "--", "predictions")
+    (folder / "results" / RUN / "export").mkdir()
+    for name in ("formats.csv", "pr_curves.png", "per_class_ap.csv"):
+        (folder / "results" / RUN / "export" / name).touch()
+    run_snakemake(
+        folder,
+        "--touch",
+        "--forcerun",
+        "export",
+        "infer",
+        "export_report",
+        "--",
+        "predictions",
+        "export_report",
+    )
     return folder
 
 
