@@ -84,9 +84,11 @@ def test_report_of_a_full_run_has_every_stage(workdir):
         drawn = categories["Data"][subcategory]
         folder = f"results/{RUN}/inspect_pipeline/{view}/"
         assert drawn and all(path.startswith(folder) for path in drawn)
-    assert {f"results/{RUN}/training_curves.png", f"results/{RUN}/train.done.json"} <= (
-        reported_files(categories, "Training")
-    )
+    assert {
+        f"results/{RUN}/training_curves.png",
+        f"results/{RUN}/train.done.json",
+        f"results/{RUN}/model.yaml",
+    } <= (reported_files(categories, "Training"))
     evaluation = reported_files(categories, "Evaluation")
     assert {
         f"results/{RUN}/eval/metrics.csv",

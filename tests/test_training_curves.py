@@ -55,3 +55,20 @@ def test_a_history_without_epochs_is_an_error_naming_the_file(tmp_path):
     last_line = result.stderr.strip().splitlines()[-1]
     assert f"{tmp_path / 'history.csv'}: no epoch recorded yet" in last_line
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_the_run_description_is_copied_for_the_report(tmp_path):
+    pd.DataFrame({"step": [10], "loss": [1.0], "learning_rate": [0.01]}).to_csv(
+        tmp_path / "history.csv", index=False
+    )
+    description = "model_name: efficientdet-d0\nimage_size: [128, 128]\n"
+    (tmp_path / "model.yaml").write_text(description)
+    arguments = ["training_curves", "--history", tmp_path / "history.csv"]
+    arguments += ["--output", tmp_path / "curves.png", "--description", tmp_path / "model.yaml"]
+    run_cli(*arguments, "--description_output", tmp_path / "out" / "model.yaml")
+    assert (tmp_path / "out" / "model.yaml").read_text() == description
+
+    (tmp_path / "model.yaml").write_text("model_name: [unclosed\n")
+    result = run_cli(*arguments, "--description_output", tmp_path / "bad.yaml", check=False)
+    assert result.returncode == 1 and "cannot read the run's description" in result.stderr
+    assert not (tmp_path / "bad.yaml").exists()

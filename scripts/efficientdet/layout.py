@@ -155,6 +155,11 @@ class RunFiles:
     def training_curves(self):
         return self.results / "training_curves.png"
 
+    @property
+    def reported_description(self):
+        """A copy of the run's model.yaml among its results, for the report."""
+        return self.results / "model.yaml"
+
     def inspect_pipeline(self, view):
         """Examples drawn from the input pipeline: view "train" (augmented) or "eval"."""
         return self.results / "inspect_pipeline" / view

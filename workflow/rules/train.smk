@@ -42,9 +42,14 @@ rule training_curves:
     input:
         rules.train.output[0],
     output:
-        report(
+        plot=report(
             RUN_FILES.training_curves,
             caption="../report/training_curves.rst",
+            category="Training",
+        ),
+        description=report(
+            RUN_FILES.reported_description,
+            caption="../report/model_description.rst",
             category="Training",
         ),
     log:
@@ -54,8 +59,11 @@ rule training_curves:
         DATA_ENV
     params:
         history=RUN_FILES.history,
+        description=RUN_FILES.description,
     shell:
-        "efficientdet training_curves --history={params.history:q} --output={output:q} > {log:q} 2>&1"
+        "efficientdet training_curves --history={params.history:q} --output={output.plot:q}"
+        " --description={params.description:q} --description_output={output.description:q}"
+        " > {log:q} 2>&1"
 
 
 rule inspect_pipeline:

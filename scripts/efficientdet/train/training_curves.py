@@ -2,12 +2,15 @@
 
 One panel per quantity against the training step: the training losses (total, class, box, L2)
 with their validation counterparts where `traineval` computed them, and the learning rate.
+With `--description`, the run's model.yaml is copied beside the plot for the report (the training
+state in models/{run}/ is not a workflow output, so the report cannot show it from there).
 """
 
 import logging
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 
 from efficientdet.atomic import atomic_output
@@ -25,12 +28,26 @@ def add_arguments(parser):
         help="history.csv of a run (models/{run}/history.csv)",
     )
     parser.add_argument("--output", required=True, type=Path, help="PNG to write")
+    parser.add_argument("--description", type=Path, help="the run's model.yaml to copy")
+    parser.add_argument("--description_output", type=Path, help="where to copy it")
 
 
 def run(args):
     history = read_history(args.history)
     plot_history(history, args.output, title=args.history.parent.name)
     log.info("%d epochs, last step %d -> %s", len(history), history["step"].iloc[-1], args.output)
+    if args.description:
+        copy_description(args.description, args.description_output)
+
+
+def copy_description(path, output):
+    try:
+        text = path.read_text()
+        yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"{path}: cannot read the run's description ({error})") from None
+    with atomic_output(output) as temporary:
+        temporary.write_text(text)
 
 
 def read_history(path):
