@@ -1,6 +1,6 @@
-"""envs/: one Conda environment per kind of job, with pyproject's pins, on every rule. Conda is
-not available here, so the slow tests build a plain venv from each file's packages and run that
-environment's rules in it."""
+"""envs/: one Conda environment per kind of job, with pyproject's pins, on every rule (that every
+rule has one is Snakemake's lint, tests/test_lint.py). Conda is not available here, so the long
+test builds a plain venv from each file's packages and runs that environment's rules in it."""
 
 import os
 import shutil
@@ -35,18 +35,6 @@ def test_envs_carry_pyprojects_pins():
         assert packages[-1] == SOURCE_LINE, f"envs/{name}.yaml must install the project last"
         assert set(packages[:-1]) == pins, name
     assert not any(pin.startswith("tensorflow") for pin in pip_section("data"))
-
-
-def test_lint_finds_no_rule_without_a_software_environment():
-    result = subprocess.run(
-        [str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "workflow" / "Snakefile")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Lints for rule" in result.stdout + result.stderr, "lint ran on the rules"
-    assert "Specify a conda environment or container" not in result.stdout + result.stderr
 
 
 def build_venv(folder, name):
