@@ -11,7 +11,7 @@ import pytest
 import tomllib
 import yaml
 
-from conftest import BIN, REPO, run_snakemake
+from conftest import REPO, run_snakemake
 
 RUN = "sample-efficientdet-d0"
 SOURCE_LINE = "-e ${EFFICIENTDET_SOURCE}"
