@@ -87,7 +87,7 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     shards = sorted(key for key in written if key.endswith(".tfrecord"))
     assert [key.split("/")[-1].split("-")[0] for key in shards] == ["train", "val"]
     for key in (
-        "resources/datasets/sample.zip",
+        "resources/datasets/sample/sample-voc.zip",
         "results/sample/annotations.csv",
         "results/sample/val_coco.json",
         "results/sample/stats/summary.yaml",
