@@ -1,6 +1,5 @@
 """`efficientdet train` end to end on tiny records: logs, resume after kill -9, NaN, bad data."""
 
-import argparse
 import json
 import re
 import signal
@@ -14,7 +13,7 @@ import tensorflow as tf
 import yaml
 
 from conftest import REFERENCE
-from efficientdet import build_model, flags, load_checkpoint
+from efficientdet import build_model, cli, flags, load_checkpoint
 from efficientdet.errors import UserError
 from efficientdet.train import train
 from efficientdet.train.run import drop_unsaved_epochs
@@ -132,9 +131,8 @@ def test_kill_resume_and_nan(tmp_path):
 
 
 def train_in_process(command):
-    parser = argparse.ArgumentParser(fromfile_prefix_chars="@")
-    train.add_arguments(parser)
-    return train.train(flags.resolve(parser.parse_args(command[2:])))
+    _, parser = cli.stage_parser("train")
+    return train.train(flags.parse_args(parser, command[2:]))
 
 
 @pytest.mark.parametrize(
