@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from efficientdet.errors import UserError
+from efficientdet.model.lazy_layer import LazyLayer
 
 FUSION_EPSILON = 1e-4
 
@@ -95,7 +96,7 @@ def upsample_nearest(x, target_size):
 
 
 @keras.saving.register_keras_serializable(package="efficientdet")
-class OpAfterCombine(keras.layers.Layer):
+class OpAfterCombine(LazyLayer):
     """Activation, 3x3 separable convolution, batch norm: applied to each fused node."""
 
     def __init__(self, num_filters, act_type, **kwargs):
@@ -108,10 +109,6 @@ class OpAfterCombine(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_filters": self.num_filters, "act_type": self.act_type}
-
-    def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.bn.build((*input_shape[:-1], self.num_filters))
 
     def call(self, x, training=None):
         return self.bn(self.conv(self.activation(x)), training=training)
@@ -189,7 +186,7 @@ class FusionNode(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="efficientdet")
-class BiFPNCell(keras.layers.Layer):
+class BiFPNCell(LazyLayer):
     """One BiFPN layer: maps features at levels min..max to new ones at the same levels."""
 
     def __init__(self, min_level, max_level, num_filters, weight_method, act_type, **kwargs):
@@ -212,12 +209,6 @@ class BiFPNCell(keras.layers.Layer):
             **self.options,
         }
 
-    def build(self, features_shape):
-        shapes = [tuple(shape) for shape in features_shape]
-        for fnode in self.fnodes:
-            fnode.build(shapes)
-            shapes.append((*shapes[fnode.target_id][:-1], self.options["num_filters"]))
-
     def call(self, features, training=None):
         features = list(features)
         newest_at_level = {
@@ -232,7 +223,7 @@ class BiFPNCell(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="efficientdet")
-class BiFPN(keras.layers.Layer):
+class BiFPN(LazyLayer):
     """`repeats` BiFPN cells in sequence (automl's fpn_cells)."""
 
     def __init__(
@@ -254,11 +245,6 @@ class BiFPN(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), **self.options}
-
-    def build(self, features_shape):
-        shapes = [(*shape[:-1], self.options["num_filters"]) for shape in features_shape]
-        for index, cell in enumerate(self.cells):
-            cell.build(features_shape if index == 0 else shapes)
 
     def call(self, features, training=None):
         for cell in self.cells:

@@ -10,11 +10,13 @@ import math
 import keras
 from keras import ops
 
+from efficientdet.model.lazy_layer import LazyLayer
+
 CLASS_PRIOR_PROBABILITY = 0.01
 
 
 @keras.saving.register_keras_serializable(package="efficientdet")
-class PredictionHead(keras.layers.Layer):
+class PredictionHead(LazyLayer):
     """`repeats` x (separable conv, per-level batch norm, activation), then a separable conv
     predicting `num_outputs` channels per location. Outputs are float32 under any dtype policy.
     """
@@ -56,15 +58,6 @@ class PredictionHead(keras.layers.Layer):
         self.predict = separable_conv(
             num_outputs, name=f"{prefix}-predict", bias_initializer=self.bias_initializer
         )
-
-    def build(self, features_shape):
-        shape = tuple(features_shape[0])
-        for conv, batch_norms in zip(self.convs, self.batch_norms):
-            conv.build(shape)
-            shape = (*shape[:-1], self.options["num_filters"])
-            for batch_norm in batch_norms:
-                batch_norm.build(shape)
-        self.predict.build(shape)
 
     def get_config(self):
         return {
