@@ -293,14 +293,17 @@ def infer_images_option(wildcards):
     return f"--images={default['list']} --image_root={default['root']}"
 
 
-# The default target (Snakefile): everything a run makes, per stage. `snakemake --report` asks
-# for the same target; it reports only the stages whose files are all there, so a run that
-# stopped early (e.g. training failed) still reports its data stage.
+# The default target (Snakefile): everything a run makes, per stage (the records come with the
+# jobs that read them). `snakemake --report` asks for the same target; it reports only the stages
+# whose files are all there, so a run that stopped early (e.g. training failed) still reports its
+# data stage. The list is made when the Snakefile is read, not by an input function: a target
+# whose input function reads a checkpoint's output hides the evaluations that a config change
+# makes stale.
 
 REPORTING = any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
 
 
-def stage_outputs(wildcards):
+def stage_outputs():
     """{stage: the files it ends with}, as the report's categories."""
     return {
         "Data": [
@@ -316,10 +319,10 @@ def stage_outputs(wildcards):
     }
 
 
-def default_targets(wildcards):
-    stages = stage_outputs(wildcards)
+def default_targets():
+    stages = stage_outputs()
     if not REPORTING:
-        return [*tfrecord_shards(wildcards), *itertools.chain(*stages.values())]
+        return list(itertools.chain(*stages.values()))
     done = [files for files in stages.values() if all(map(os.path.exists, files))]
     if not done:
         raise WorkflowError(
