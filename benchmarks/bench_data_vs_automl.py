@@ -30,30 +30,11 @@ import cv2
 import numpy as np
 import yaml
 
+from efficientdet.automl_hparams import VOC
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CLASSES = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+CLASSES = tuple(VOC.values())  # the original's VOC label map
 WIDTH, HEIGHT = 640, 480
 
 
