@@ -3,7 +3,7 @@ is asked for (the table of config/README.md, "What a change reruns").
 
 One small run is made for real once (data, two epochs of training, their evaluations); its
 export and predictions are marked done with `snakemake --touch`, since only Snakemake's
-bookkeeping matters here (tests/test_export_workflow.py makes them for real). Each case then
+bookkeeping matters here (tests/test_full_run.py makes them for real). Each case then
 changes one key and asks Snakemake for dry runs only.
 """
 

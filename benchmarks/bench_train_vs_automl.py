@@ -1,0 +1,122 @@
+"""Training step side by side with google/automl: `tf2.train` and `efficientdet train`, same flags.
+
+Both train d0 from scratch on the same TFRecords (made here: --images generated 640x480 VOC
+JPEGs through `snakemake tfrecords`), at 256 px, batch 8, float32, weight average (EMA) off, the
+original's own command line on both sides. Each epoch is --steps steps; the figure is Keras' own
+ms/step of the epochs after the first (tracing excluded), alternately --rounds times. The ratio
+is the original's ms/step over ours (images/s, higher is better).
+
+    # AUTOML_DIR, AUTOML_PY: from ../shared/tools/automl-baseline/setup.sh
+    . /work/automl-env/env.sh
+    .venv/bin/python benchmarks/bench_train_vs_automl.py [--rounds 2] [--epochs 3]
+
+Without AUTOML_DIR / AUTOML_PY only this project's figure is printed.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_data_vs_automl import BIN, REPO, make_corpus, run_project
+
+BATCH_SIZE = 8
+HPARAMS = "num_classes: 21\nimage_size: 256\nlabel_map: voc\nmoving_average_decay: 0\n"
+STEP_TIME = re.compile(r"(\d+(?:\.\d+)?)(ms|s)/step")
+
+
+def epoch_step_ms(output):
+    """Keras' per-epoch ms/step: the last figure printed for each epoch (progress bars repeat)."""
+    epochs = re.split(r"Epoch \d+/\d+", output)[1:]
+    figures = []
+    for text in epochs:
+        found = STEP_TIME.findall(text)
+        if found:
+            value, unit = found[-1]
+            figures.append(float(value) * (1000 if unit == "s" else 1))
+    return figures
+
+
+def train(command, model_dir, records, hparams, epochs, steps, **kwargs):
+    shutil.rmtree(model_dir, ignore_errors=True)
+    result = subprocess.run(
+        [
+            *command,
+            "--mode=train",
+            f"--train_file_pattern={records}",
+            "--model_name=efficientdet-d0",
+            f"--model_dir={model_dir}",
+            f"--batch_size={BATCH_SIZE}",
+            f"--num_examples_per_epoch={BATCH_SIZE * steps}",
+            f"--num_epochs={epochs}",
+            f"--hparams={hparams}",
+        ],
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode:
+        sys.exit(f"{command[0]} failed:\n{output[-3000:]}")
+    return epoch_step_ms(output)[1:]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20, help="steps per epoch")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_train")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    _, archive = make_corpus(args.workdir, args.images)
+    run_project(archive, args.workdir / "records")
+    records = args.workdir / "records" / "results" / "bench" / "tfrecords" / "train-*.tfrecord"
+    hparams = args.workdir / "hparams.yaml"
+    hparams.write_text(HPARAMS)
+    has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
+    if not has_original:
+        print(
+            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
+            "../shared/tools/automl-baseline/): the original's figure is skipped"
+        )
+    ours_environment = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    ours_environment.pop("TF_USE_LEGACY_KERAS", None)
+    print(f"d0, 256 px, batch {BATCH_SIZE}, float32, EMA off, {args.steps} steps per epoch")
+    for round_ in range(1, args.rounds + 1):
+        ours = train(
+            [str(BIN / "efficientdet"), "train"],
+            args.workdir / "ours",
+            records,
+            hparams,
+            args.epochs,
+            args.steps,
+            env=ours_environment,
+        )
+        line = f"round {round_}: this project {statistics.median(ours):.0f} ms/step {ours}"
+        if has_original:
+            original = train(
+                [os.environ["AUTOML_PY"], "-m", "tf2.train"],
+                args.workdir / "original",
+                records,
+                hparams,
+                args.epochs,
+                args.steps,
+                cwd=os.environ["AUTOML_DIR"],
+            )
+            ratio = statistics.median(original) / statistics.median(ours)
+            line += (
+                f"; google/automl {statistics.median(original):.0f} ms/step {original}; "
+                f"ratio {ratio:.2f}x images/s (load average {os.getloadavg()[0]:.1f})"
+            )
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
