@@ -2,11 +2,13 @@
 `--default-storage-provider s3` against moto's S3 server on 127.0.0.1; the cloud profile
 (Google Batch + gs://) planned against a GCS emulator on 127.0.0.1."""
 
+import contextlib
 import dataclasses
 import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
 import boto3
@@ -56,8 +58,47 @@ def bucket_keys(client, prefix):
     return {item["Key"].removeprefix(prefix) for page in pages for item in page.get("Contents", [])}
 
 
-def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_path_factory):
-    endpoint, client = s3_endpoint
+class Outage:
+    """A TCP relay to a server that a test can take away and bring back (on the same port), as
+    when the storage service goes down mid-run: connections are refused, open ones cut."""
+
+    def __init__(self, port):
+        self.port, self.target = free_port(), port
+        self.listener, self.connections = None, []
+        self.up()
+
+    def up(self):
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def down(self):
+        self.listener.close()
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.connections.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.connections += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target):
+        with contextlib.suppress(OSError):
+            while data := source.recv(1 << 16):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+def _use_bucket_archive(workdir, client):
     client.upload_file(str(SAMPLE_ZIP), BUCKET, "inputs/sample-voc.zip")
     (workdir / "resources" / SAMPLE_ZIP.name).unlink()
     config_file = workdir / "config" / "config.yaml"
@@ -65,10 +106,9 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     config["dataset"]["url"] = f"s3://{BUCKET}/inputs/sample-voc.zip"
     config_file.write_text(yaml.safe_dump(config))
 
-    run_snakemake(
-        workdir,
-        "tfrecords",
-        "dataset_stats",
+
+def _s3_options(endpoint):
+    return (
         "--default-storage-provider",
         "s3",
         "--default-storage-prefix",
@@ -82,6 +122,13 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
         "--shared-fs-usage",
         "none",
     )
+
+
+def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_path_factory):
+    endpoint, client = s3_endpoint
+    _use_bucket_archive(workdir, client)
+
+    run_snakemake(workdir, "tfrecords", "dataset_stats", *_s3_options(endpoint))
 
     written = bucket_keys(client, "work/")
     shards = sorted(key for key in written if key.endswith(".tfrecord"))
@@ -102,6 +149,41 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     client.download_file(BUCKET, f"work/{shards[0]}", str(local_copy))
     examples = [parse_example(record) for record in read_records(local_copy)]
     assert examples and all(example["image/encoded"] for example in examples)
+
+
+@pytest.mark.slow
+def test_storage_going_away_fails_the_run_and_a_rerun_loses_nothing(workdir, s3_endpoint):
+    endpoint, client = s3_endpoint
+    _use_bucket_archive(workdir, client)
+    outage = Outage(int(endpoint.rsplit(":", 1)[1]))
+    options = ("tfrecords", *_s3_options(f"http://127.0.0.1:{outage.port}"))
+    log_file = workdir.parent / f"{workdir.name}.out"
+    with open(log_file, "w") as output:
+        snakemake = subprocess.Popen(
+            [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile")]
+            + ["--directory", str(workdir), "--cores", "2", *options],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "results/sample/splits/train.txt" not in bucket_keys(client, "work/"):
+            assert snakemake.poll() is None, log_file.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the split never reached the bucket"
+            time.sleep(0.2)
+        outage.down()
+        returncode = snakemake.wait(timeout=600)
+    finally:
+        snakemake.kill()
+    assert returncode != 0, "the run went on without its storage"
+
+    outage.up()
+    result = run_snakemake(workdir, *options)
+    output = result.stdout + result.stderr
+    rerun = set(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", output, re.M))
+    assert rerun and not rerun & {"download", "unpack", "index", "split"}, rerun
+    shards = {key for key in bucket_keys(client, "work/") if key.endswith(".tfrecord")}
+    assert sorted(key.split("/")[-1].split("-")[0] for key in shards) == ["train", "val"]
 
 
 @pytest.fixture
