@@ -24,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from bench_data_vs_automl import BIN, REPO, make_corpus, run_project
 
 BATCH_SIZE = 8
-HPARAMS = "num_classes: 21\nimage_size: 256\nlabel_map: voc\nmoving_average_decay: 0\n"
 
 
 def epoch_step_ms(model_dir, steps):
@@ -73,8 +73,15 @@ def main():
     archive = args.dataset.resolve() if args.dataset else make_corpus(args.workdir, args.images)[1]
     run_project(archive, args.workdir / "records")
     records = args.workdir / "records" / "results" / "bench" / "tfrecords" / "train-*.tfrecord"
+    label_map = yaml.safe_load((records.parents[1] / "label_map.yaml").read_text())
     hparams = args.workdir / "hparams.yaml"
-    hparams.write_text(HPARAMS)
+    # The original counts the background in num_classes; the generated corpus has its VOC ids.
+    hparams.write_text(
+        yaml.safe_dump(
+            {"num_classes": max(label_map) + 1, "image_size": 256, "moving_average_decay": 0}
+            | ({} if args.dataset else {"label_map": "voc"})
+        )
+    )
     has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
     if not has_original:
         print(
