@@ -58,11 +58,16 @@ def run_cli(*args, check=True, timeout=900):
     return result
 
 
+def make_workdir(folder):
+    """Puts the default config and the bundled sample zip into `folder`; returns it."""
+    shutil.copytree(REPO / "config", folder / "config")
+    (folder / "resources").mkdir()
+    if SAMPLE_ZIP.exists():
+        shutil.copy(SAMPLE_ZIP, folder / "resources" / SAMPLE_ZIP.name)
+    return folder
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """A fresh working directory holding the default config and the bundled sample zip."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    (tmp_path / "resources").mkdir()
-    if SAMPLE_ZIP.exists():
-        shutil.copy(SAMPLE_ZIP, tmp_path / "resources" / SAMPLE_ZIP.name)
-    return tmp_path
+    return make_workdir(tmp_path)

@@ -3,13 +3,12 @@ what each target promises: the report of every stage, the frozen model (best che
 predictions. One run serves them all (it is the slowest thing CI does)."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLE_ZIP, run_snakemake
+from conftest import make_workdir, run_snakemake
 from report_helpers import report_categories, reported_files
 
 RUN = "tiny"
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """The working directory after `snakemake` (default target, everything) and its report."""
-    workdir = tmp_path_factory.mktemp("full_run")
-    shutil.copytree(REPO / "config", workdir / "config")
-    (workdir / "resources").mkdir()
-    shutil.copy(SAMPLE_ZIP, workdir / "resources" / SAMPLE_ZIP.name)
+    workdir = make_workdir(tmp_path_factory.mktemp("full_run"))
     overrides = {
         "model": {"name": "efficientdet-d0", "image_size": 128, "pretrained": None, "hparams": {}},
         "train": {

@@ -13,7 +13,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REPO, planned_jobs, run_cli, run_snakemake
+from conftest import REPO, SAMPLE_ZIP, make_workdir, planned_jobs, run_cli, run_snakemake
 
 RUN = "sample-efficientdet-d0"
 DATA_RULES = {"download", "unpack", "index", "split"}
@@ -130,12 +130,7 @@ def dry_run_rules(folder, *targets):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """The sample through every target: a tiny model, two epochs of two steps, evaluated."""
-    from conftest import REPO, SAMPLE_ZIP
-
-    folder = tmp_path_factory.mktemp("finished")
-    shutil.copytree(REPO / "config", folder / "config")
-    (folder / "resources").mkdir()
-    shutil.copy(SAMPLE_ZIP, folder / "resources" / SAMPLE_ZIP.name)
+    folder = make_workdir(tmp_path_factory.mktemp("finished"))
     shutil.copy(SAMPLE_ZIP, folder / "resources" / "copy.zip")
     config = read_config(folder)
     config["model"].update(image_size=128, hparams={"learning_rate": 0.02, "lr_warmup_epoch": 0})
