@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -29,11 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from automl_baseline import BIN, REPO, original_available, project_environment
 
 from efficientdet.automl_hparams import VOC
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CLASSES = tuple(VOC.values())  # the original's VOC label map
 WIDTH, HEIGHT = 640, 480
 
@@ -130,12 +128,6 @@ def run_project(archive, workdir):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["dataset"].update(name="bench", url=str(archive))
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    environment = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO / "scripts"),  # this checkout's package, not the original's
-    }
-    environment.pop("TF_USE_LEGACY_KERAS", None)
     start = time.time()
     times = _timed(
         [
@@ -150,7 +142,7 @@ def run_project(archive, workdir):
             "--quiet",
             "all",
         ],
-        env=environment,
+        env=project_environment(),
         stderr=subprocess.DEVNULL,
     )
     shards = len(list((workdir / "results" / "bench" / "tfrecords").glob("*.tfrecord")))
@@ -180,12 +172,7 @@ def main():
         f"corpus: {args.images} JPEGs {WIDTH}x{HEIGHT} in {archive} "
         f"({archive.stat().st_size / 1e6:.0f} MB), made in {time.perf_counter() - start:.0f} s"
     )
-    has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
-    if not has_original:
-        print(
-            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
-            "../shared/tools/automl-baseline/): the original's figure is skipped"
-        )
+    has_original = original_available()
     for run in range(1, args.runs + 1):
         (ours, our_cpu), shards = run_project(archive, args.workdir / "project")
         line = (

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from automl_baseline import original_available, project_environment
+
 IMAGE_SIZE = 512
 NUM_CLASSES = 90
 
@@ -102,16 +103,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
-    if not has_original:
-        print(
-            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
-            "../shared/tools/automl-baseline/): the original's figure is skipped"
-        )
-    # env.sh's legacy-Keras switch is the original's; this process and ours run Keras 3.
+    has_original = original_available()
     original_environment = dict(os.environ)
+    ours_environment = project_environment()
+    # This process exports ours with Keras 3, not env.sh's legacy Keras.
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
-    ours_environment = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
         ours = export_ours(Path(directory) / "ours")
         original = None

@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from bench_data_vs_automl import BIN, REPO, make_corpus, run_project
+from automl_baseline import BIN, original_available, project_environment
+from bench_data_vs_automl import make_corpus, run_project
 
 BATCH_SIZE = 8
 
@@ -82,14 +83,7 @@ def main():
             | ({} if args.dataset else {"label_map": "voc"})
         )
     )
-    has_original = bool(os.environ.get("AUTOML_DIR") and os.environ.get("AUTOML_PY"))
-    if not has_original:
-        print(
-            "google/automl not set up (AUTOML_DIR / AUTOML_PY unset; see "
-            "../shared/tools/automl-baseline/): the original's figure is skipped"
-        )
-    ours_environment = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
-    ours_environment.pop("TF_USE_LEGACY_KERAS", None)
+    has_original = original_available()
     print(
         f"{archive.name}: d0, 256 px, batch {BATCH_SIZE}, float32, EMA off, "
         f"{args.steps} steps per epoch"
@@ -102,7 +96,7 @@ def main():
             hparams,
             args.epochs,
             args.steps,
-            env=ours_environment,
+            env=project_environment(),
         )
         line = f"round {round_}: this project {statistics.median(ours):.0f} ms/step {ours}"
         if has_original:
