@@ -152,6 +152,57 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
 
 
 @pytest.mark.slow
+def test_whole_workflow_keeps_everything_in_the_bucket(workdir, s3_endpoint):
+    """Training, every evaluation, export and inference with no shared file system: the training
+    state lives in the bucket, so more epochs resume from it and evaluate only the new one."""
+    endpoint, client = s3_endpoint
+    _use_bucket_archive(workdir, client)
+    tiny = {
+        "model": {"name": "efficientdet-d0", "image_size": 128, "pretrained": None, "hparams": {}},
+        "train": {"epochs": 2, "batch_size": 4, "examples_per_epoch": 8, "run": "tiny"},
+        "export": {"checkpoint": "best", "calibration_images": 2},
+        "infer": {"backend": "tflite_fp32"},
+    }
+    config_file = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    for section, values in tiny.items():
+        config[section].update(values)
+    config_file.write_text(yaml.safe_dump(config))
+
+    run_snakemake(workdir, *_s3_options(endpoint), timeout=1800)
+
+    written = bucket_keys(client, "work/")
+    evaluations = {key for key in written if re.fullmatch(r"results/tiny/eval/ckpt-\d+\.json", key)}
+    assert evaluations == {"results/tiny/eval/ckpt-2.json", "results/tiny/eval/ckpt-4.json"}
+    for key in (
+        "models/tiny/model.yaml",
+        "models/tiny/history.csv",
+        "models/tiny/checkpoints/ckpt-4.index",
+        "models/tiny/export/frozen_model.pb",
+        "models/tiny/export/metadata.json",
+        "results/tiny/train.done.json",
+        "results/tiny/training_curves.png",
+        "results/tiny/eval/metrics.csv",
+        "results/tiny/export/formats.csv",
+        "results/tiny/predictions/detections.csv",
+        "logs/tiny/train.log",
+    ):
+        assert key in written, key
+    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config", "resources"]
+
+    config["train"]["epochs"] = 3
+    config_file.write_text(yaml.safe_dump(config))
+    result = run_snakemake(workdir, "evaluate", *_s3_options(endpoint), timeout=1800)
+    ran = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", result.stdout + result.stderr, re.M)
+    assert sorted(ran) == ["evaluate", "evaluate_checkpoint", "train"], ran
+    log = client.get_object(Bucket=BUCKET, Key="work/logs/tiny/train.log")["Body"].read().decode()
+    local_copy = ".snakemake/storage/s3/efficientdet/work/models/tiny"
+    assert f"{local_copy}: retrieved the run's state" in log
+    assert f"resuming from {local_copy}/checkpoints/ckpt-4 (epoch 2, step 4)" in log
+    assert "results/tiny/eval/ckpt-6.json" in bucket_keys(client, "work/")
+
+
+@pytest.mark.slow
 def test_storage_going_away_fails_the_run_and_a_rerun_loses_nothing(workdir, s3_endpoint):
     endpoint, client = s3_endpoint
     _use_bucket_archive(workdir, client)

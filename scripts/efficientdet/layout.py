@@ -179,11 +179,19 @@ def checkpoint_steps(folder):
     return _steps(folder, _CHECKPOINT_INDEX)
 
 
+def checkpoint_steps_in(names):
+    """Steps of the checkpoints among file `names`, in order."""
+    return _steps_in(names, _CHECKPOINT_INDEX)
+
+
 def _steps(folder, pattern):
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    names = (path.name for path in folder.iterdir())
+    return _steps_in((path.name for path in folder.iterdir()), pattern)
+
+
+def _steps_in(names, pattern):
     return sorted(int(match.group(1)) for match in map(pattern.fullmatch, names) if match)
 
 

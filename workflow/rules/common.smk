@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -15,7 +16,8 @@ from snakemake.utils import validate
 
 from efficientdet.config import get_config
 from efficientdet.automl_hparams import label_map_from
-from efficientdet.layout import SHARD_NAME, DatasetFiles, RunFiles
+from efficientdet.layout import SHARD_NAME, DatasetFiles, RunFiles, checkpoint_steps_in
+from efficientdet.train import state_storage
 
 # Config validation, the names every rule file uses, and the input functions of the rule
 # files (one section each), so that rules/*.smk hold only rules.
@@ -36,6 +38,43 @@ DATA_ENV = "../../envs/data.yaml"
 MODEL_ENV = {"cpu": "../../envs/model.yaml", "cuda": "../../envs/model-cuda.yaml"}[
     config["software"]["tensorflow"]
 ]
+
+
+# Remote default storage (--default-storage-provider), as on the cloud: jobs share no file
+# system, so `train` keeps models/{RUN}/ in the storage too (--state_url, through the same
+# storage plugin), and every rule declares what it reads of that folder. Paths in params are
+# where a job finds its inputs: their local copies (on_this_machine).
+STORAGE = workflow.storage_registry.default_storage_provider
+if STORAGE is not None:
+    os.environ[state_storage.ENVIRONMENT] = json.dumps(
+        {
+            "provider": workflow.storage_settings.default_storage_provider,
+            "settings": dataclasses.asdict(STORAGE.settings) if STORAGE.settings else {},
+        }
+    )
+
+
+def in_storage(path):
+    """The storage query of a workflow path."""
+    return f"{workflow.storage_settings.default_storage_prefix.rstrip('/')}/{path}"
+
+
+def on_this_machine(path):
+    """Where a job finds `path` of the workflow: itself, or its copy from remote storage."""
+    return path if STORAGE is None else STORAGE.object(in_storage(path)).local_path()
+
+
+def readable(path):
+    """`path`, a finished job's output, where this process can read it: with remote storage,
+    its local copy, fetched again if Snakemake has removed it since."""
+    if STORAGE is None:
+        return path
+    storage_object = STORAGE.object(in_storage(path))
+    copy = storage_object.local_path()
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        storage_object.retrieve_object()
+    return copy
 
 
 def check_same_run():
@@ -150,7 +189,8 @@ def split_lists_option(wildcards):
 
 def split_shards(split):
     """Shard files of `split`: ceil(images / images_per_shard) of them."""
-    with open(checkpoints.split.get().output[split], encoding="utf-8") as stream:
+    checkpoints.split.get()
+    with open(readable(DATA.split_list(split)), encoding="utf-8") as stream:
         images = sum(1 for line in stream if line.strip())
     count = math.ceil(images / DATASET_CONFIG["images_per_shard"])
     return [DATA.shard(split, index, count) for index in range(count)]
@@ -187,7 +227,8 @@ TRAIN_CONFIG = config["train"]
 
 def split_file_pattern(split):
     """A glob matching exactly the current shards of `split` (they share -of-{count})."""
-    return str(split_shards(split)[0]).replace(f"{split}-00000-", f"{split}-?????-")
+    first = on_this_machine(split_shards(split)[0])
+    return str(first).replace(f"{split}-00000-", f"{split}-?????-")
 
 
 def hparams_file(wildcards):
@@ -223,6 +264,7 @@ def train_flags(wildcards):
         "steps_per_execution": TRAIN_CONFIG["steps_per_execution"],
         "keep_checkpoints": TRAIN_CONFIG["keep_checkpoints"],
         "cache": TRAIN_CONFIG["cache"],
+        "state_url": None if STORAGE is None else in_storage(RUN_FILES.model_dir),
     }
     return " ".join(
         shlex.quote(f"--{name}={value}") for name, value in values.items() if value is not None
@@ -234,10 +276,45 @@ def train_flags(wildcards):
 EVALUATE_CONFIG = config["evaluate"]
 
 
-def checkpoint_steps():
-    """Steps of the run's checkpoints on disk, once training is done."""
+def trained(path):
+    """An input function giving `path` of models/{RUN}/ once training has written it."""
+
+    def after_training(wildcards):
+        checkpoints.train.get()
+        return path
+
+    return after_training
+
+
+def checkpoint_files():
+    """Names of the files in models/{RUN}/checkpoints/ once training is done: on disk, or as
+    train.done.json lists them where that folder is in remote storage."""
     checkpoints.train.get()
-    return RUN_FILES.checkpoint_steps()
+    if STORAGE is not None:
+        with open(readable(RUN_FILES.done), encoding="utf-8") as stream:
+            return json.load(stream)["checkpoint_files"]
+    folder = RUN_FILES.checkpoints
+    return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def checkpoint_steps():
+    return checkpoint_steps_in(checkpoint_files())
+
+
+def checkpoint_of_step(wildcards):
+    """The files of checkpoint ckpt-{step} (its .index and data files)."""
+    prefix = RUN_FILES.checkpoint(wildcards.step)
+    files = [name for name in checkpoint_files() if name.startswith(f"{prefix.name}.")]
+    return [prefix.parent / name for name in files] or [f"{prefix}.index"]
+
+
+def stored_checkpoints(wildcards):
+    """model.yaml and every checkpoint's files, which export chooses from, where they are in
+    remote storage (on a shared file system, deleting an old checkpoint must not rerun export)."""
+    if STORAGE is None:
+        return []
+    names = (name for name in checkpoint_files() if name.startswith("ckpt-"))
+    return [RUN_FILES.description, *(RUN_FILES.checkpoints / name for name in names)]
 
 
 def checkpoint_evaluations(wildcards):
@@ -265,6 +342,12 @@ def export_evaluations(wildcards):
     return [RUN_FILES.evaluation(step) for step in checkpoint_steps()[-1:]]
 
 
+def evaluations_with_plots(wildcards):
+    """export_evaluations and their PR-curve plots."""
+    evaluations = export_evaluations(wildcards)
+    return [*evaluations, *(path.with_suffix(".png") for path in evaluations)]
+
+
 # Inference (rules/infer.smk)
 
 INFER_CONFIG = config["infer"]
@@ -289,7 +372,10 @@ def infer_images(wildcards):
 def infer_images_option(wildcards):
     if INFER_CONFIG["images"]:
         return f"--images={shlex.quote(INFER_CONFIG['images'])}"
-    default = {name: shlex.quote(str(path)) for name, path in infer_images(wildcards).items()}
+    default = {
+        name: shlex.quote(str(on_this_machine(path)))
+        for name, path in infer_images(wildcards).items()
+    }
     return f"--images={default['list']} --image_root={default['root']}"
 
 

@@ -14,7 +14,7 @@
 
 rule evaluate_checkpoint:
     input:
-        checkpoint=f"{RUN_FILES.checkpoint('{step}')}.index",
+        checkpoint=checkpoint_of_step,
         shards=lambda wildcards: split_shards("val"),
         ground_truth=DATA.val_coco,
     output:
@@ -32,12 +32,15 @@ rule evaluate_checkpoint:
         runtime=60,
         gpu=1,
     params:
-        checkpoint=lambda wildcards, input: input.checkpoint.removesuffix(".index"),
+        checkpoint=lambda wildcards, input: os.path.join(
+            os.path.dirname(input.checkpoint[0]), f"ckpt-{wildcards.step}"
+        ),
         pattern=lambda wildcards: split_file_pattern("val"),
         model_name=config["model"]["name"],
         batch_size=config["train"]["batch_size"],
         samples=eval_samples_option,
-        tensorboard=RUN_FILES.tensorboard / "validation",
+        # Beside training's logs; not kept where models/{RUN}/ is in remote storage.
+        tensorboard=RUN_FILES.tensorboard / "validation" if STORAGE is None else "",
     shell:
         "efficientdet evaluate_checkpoint --checkpoint={params.checkpoint:q}"
         " --model_name={params.model_name:q} --val_file_pattern={params.pattern:q}"

@@ -8,6 +8,7 @@
 rule export:
     input:
         done=RUN_FILES.done,
+        checkpoints=stored_checkpoints,
         evaluations=export_evaluations,
         label_map=DATA.label_map,
         calibration=lambda wildcards: split_shards("train"),
@@ -30,7 +31,7 @@ rule export:
     params:
         run_dir=lambda wildcards, output: os.path.dirname(output[0]),
         select=EXPORT_CONFIG["checkpoint"],
-        eval_dir=RUN_FILES.eval_dir,
+        eval_dir=on_this_machine(RUN_FILES.eval_dir),
         calibration=lambda wildcards: split_file_pattern("train"),
         calibration_images=EXPORT_CONFIG["calibration_images"],
         run=RUN,
@@ -46,6 +47,7 @@ rule export_report:
     input:
         unpack(infer_images),
         export=rules.export.output[0],
+        evaluations=evaluations_with_plots,
     output:
         formats=report(
             RUN_FILES.export_report / "formats.csv",
@@ -74,7 +76,7 @@ rule export_report:
         runtime=30,
     params:
         images=infer_images_option,
-        eval_dir=RUN_FILES.eval_dir,
+        eval_dir=on_this_machine(RUN_FILES.eval_dir),
         min_score=INFER_CONFIG["min_score"],
     shell:
         "efficientdet export_report --export_dir={input.export:q} {params.images}"

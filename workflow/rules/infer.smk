@@ -25,7 +25,7 @@ rule infer:
     params:
         # Spelled without `input`: Snakemake does not compare params computed from it, and a
         # change of backend or images must rerun inference.
-        model=f"{rules.export.output[0]}/{EXPORTED_FILES[INFER_CONFIG['backend']]}",
+        model=on_this_machine(f"{RUN_FILES.export}/{EXPORTED_FILES[INFER_CONFIG['backend']]}"),
         images=infer_images_option,
         min_score=INFER_CONFIG["min_score"],
         batch_size=INFER_CONFIG["batch_size"],

@@ -5,6 +5,8 @@
 # declared output is results/{RUN}/train.done.json, written when training completes. Raising
 # train.epochs changes the job's parameters, so Snakemake reruns it and training continues.
 # `train` is a Snakemake checkpoint: evaluation lists models/{RUN}/checkpoints/ once it is done.
+# Rules read files of models/{RUN}/ through input functions that wait for it (trained, ...):
+# with remote default storage, the job keeps the folder in the storage as it trains.
 
 
 checkpoint train:
@@ -31,7 +33,7 @@ checkpoint train:
     params:
         flags=train_flags,
         launcher=train_launcher,
-        model_dir=RUN_FILES.model_dir,
+        model_dir=on_this_machine(RUN_FILES.model_dir),
     shell:
         "{params.launcher} efficientdet train {params.flags} --model_dir={params.model_dir:q}"
         " --label_map={input.label_map:q} --dataset_stats={input.stats:q}"
@@ -40,7 +42,9 @@ checkpoint train:
 
 rule training_curves:
     input:
-        rules.train.output[0],
+        done=rules.train.output[0],
+        history=trained(RUN_FILES.history),
+        description=trained(RUN_FILES.description),
     output:
         plot=report(
             RUN_FILES.training_curves,
@@ -57,18 +61,16 @@ rule training_curves:
     localrule: True
     conda:
         DATA_ENV
-    params:
-        history=RUN_FILES.history,
-        description=RUN_FILES.description,
     shell:
-        "efficientdet training_curves --history={params.history:q} --output={output.plot:q}"
-        " --description={params.description:q} --description_output={output.description:q}"
+        "efficientdet training_curves --history={input.history:q} --output={output.plot:q}"
+        " --description={input.description:q} --description_output={output.description:q}"
         " > {log:q} 2>&1"
 
 
 rule inspect_pipeline:
     input:
         done=rules.train.output[0],
+        description=trained(RUN_FILES.description),
         train=lambda wildcards: split_shards("train"),
         val=lambda wildcards: split_shards("val"),
     output:
@@ -94,14 +96,13 @@ rule inspect_pipeline:
         mem_mb=4000,
         runtime=30,
     params:
-        description=RUN_FILES.description,
         train=lambda wildcards: split_file_pattern("train"),
         val=lambda wildcards: split_file_pattern("val"),
         images=DATASET_CONFIG["inspect_images"],
     shell:
-        "(efficientdet inspect_pipeline --model_description={params.description:q}"
+        "(efficientdet inspect_pipeline --model_description={input.description:q}"
         " --file_pattern={params.train:q} --view=train --num_images={params.images}"
         " --output={output.train:q}"
-        " && efficientdet inspect_pipeline --model_description={params.description:q}"
+        " && efficientdet inspect_pipeline --model_description={input.description:q}"
         " --file_pattern={params.val:q} --view=eval --num_images={params.images}"
         " --output={output.eval:q}) > {log:q} 2>&1"

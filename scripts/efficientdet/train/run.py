@@ -124,7 +124,8 @@ class TrainingRun:
             log.info("initialised from %s", pretrained)
         self.trainer.average.reset()
 
-    def fit(self):
+    def fit(self, after_epoch=None):
+        """Trains to --num_epochs; after_epoch() is called once each epoch's checkpoint is saved."""
         options = self.options
         # Logs first: a kill between the history row and the checkpoint leaves a row that
         # the resumed run drops (see _restore).
@@ -140,6 +141,8 @@ class TrainingRun:
         callbacks.append(
             EpochCheckpoints(self.manager, self.epoch, self.trainer.optimizer.iterations)
         )
+        if after_epoch:
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: after_epoch()))
         validation, validation_steps = None, None
         if self.data.val_files:
             validation = self._dataset(self.data.val_files, training=False)
@@ -187,6 +190,12 @@ class TrainingRun:
     def latest_checkpoint(self):
         steps = self.files.checkpoint_steps()
         return str(self.files.checkpoint(steps[-1])) if steps else None
+
+    def checkpoint_files(self):
+        """Names of the files in checkpoints/ (the workflow reads them from train.done.json where
+        the folder is in remote storage)."""
+        folder = self.files.checkpoints
+        return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
 
     def close(self):
         """Removes a non-chief worker's scratch checkpoints."""

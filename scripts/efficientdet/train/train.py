@@ -12,7 +12,8 @@ The training state lives in --model_dir (models/{run}/ in the workflow):
     logs/                             TensorBoard (train/, validation/)
 
 A rerun resumes from the latest checkpoint, also after the process was killed; a larger
---num_epochs continues a finished run.
+--num_epochs continues a finished run. With --state_url the folder is also kept in remote
+storage (efficientdet.train.state_storage), so that the next run may start on another machine.
 """
 
 import dataclasses
@@ -25,7 +26,7 @@ from efficientdet import automl_hparams, flags
 from efficientdet.atomic import atomic_output
 from efficientdet.config import EfficientDetConfig, get_config
 from efficientdet.errors import UserError
-from efficientdet.train import distribute, optimization, url_dataset
+from efficientdet.train import distribute, optimization, state_storage, url_dataset
 from efficientdet.train.run import TrainingRun
 from efficientdet.train.training_data import describe_training_data
 
@@ -67,6 +68,13 @@ TRAIN_FLAGS = (
     flags.Flag("keep_checkpoints", flags.positive_int, 10, "number of checkpoints to keep"),
     flags.Flag("cache", flags.parse_bool, False, "keep the decoded images in memory"),
     flags.Flag("done", str, None, "JSON file written when training completes"),
+    flags.Flag(
+        "state_url",
+        str,
+        None,
+        "keep --model_dir also there (e.g. s3://bucket/models/run): fetched first, stored after "
+        f"every epoch, through the storage plugin named in ${state_storage.ENVIRONMENT}",
+    ),
 )
 
 
@@ -85,6 +93,12 @@ def train(options):
     started = time.time()
     if not options.model_dir:
         raise UserError("--model_dir is required: it holds the checkpoints of the run")
+    stored = None
+    if options.state_url:
+        stored = state_storage.StateStorage(
+            options.model_dir, options.state_url, state_storage.storage_provider()
+        )
+        stored.pull()
     if options.url_dataset and not options.train_file_pattern:
         options.train_file_pattern, val_records = url_dataset.prepare(
             options.url_dataset, Path(options.model_dir) / "dataset", options.train_valid_split
@@ -112,16 +126,19 @@ def train(options):
             options.num_epochs,
         )
     else:
-        run.fit()
+        run.fit(after_epoch=stored.push if stored and run.chief else None)
     summary = {
         "model_dir": options.model_dir,
         "model_name": config.name,
         "epochs": run.epochs_done(),
         "global_step": run.global_step(),
         "checkpoint": run.latest_checkpoint(),
+        "checkpoint_files": run.checkpoint_files(),
         "seconds": round(time.time() - started, 1),
     }
     run.close()
+    if stored and run.chief:
+        stored.push()
     if run.chief and options.done:
         with atomic_output(options.done) as temporary:
             temporary.write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,89 @@
+"""A run's model_dir kept in remote storage, for machines that share no file system (the
+workflow's `--default-storage-provider`): pulled before training, pushed after every epoch, so
+that a job started anywhere resumes where the last one stopped, and the checkpoints are there
+for the evaluation and export jobs.
+
+The storage is reached through the Snakemake storage plugin that the workflow itself uses
+(snakemake-storage-plugin-s3, -gcs, ...). The workflow passes its name and settings (which
+hold credentials) in the environment variable below, never on a command line.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from efficientdet.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT = "EFFICIENTDET_STORAGE"
+
+
+def storage_provider():
+    """The storage provider that EFFICIENTDET_STORAGE names: {"provider": ..., "settings": ...}."""
+    described = os.environ.get(ENVIRONMENT)
+    if not described:
+        raise UserError(
+            f"--state_url needs the environment variable {ENVIRONMENT} (the storage plugin and "
+            "its settings, as JSON); the workflow sets it when run with "
+            "--default-storage-provider"
+        )
+    from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+    described = json.loads(described)
+    plugin = StoragePluginRegistry().get_plugin(described["provider"])
+    settings = plugin.settings_cls(**described["settings"]) if plugin.settings_cls else None
+    return plugin.storage_provider(
+        local_prefix=Path(tempfile.mkdtemp(prefix="efficientdet-storage-")),
+        logger=log,
+        settings=settings,
+        keep_local=True,
+        retrieve=True,
+    )
+
+
+class StateStorage:
+    """model_dir mirrored at `url`: pull() fetches what is stored, push() stores every file
+    added or changed since and removes those deleted (old checkpoints beyond keep_checkpoints)."""
+
+    def __init__(self, model_dir, url, provider):
+        self.model_dir = Path(model_dir)
+        self.url = url.rstrip("/")
+        self.provider = provider
+        self.stored = {}  # relative path -> (size, mtime) as stored
+
+    def _object(self, relative):
+        storage_object = self.provider.object(f"{self.url}/{relative}" if relative else self.url)
+        storage_object.set_local_path(self.model_dir / relative)
+        return storage_object
+
+    def _local_files(self):
+        return {
+            path.relative_to(self.model_dir).as_posix(): (path.stat().st_size, path.stat().st_mtime)
+            for path in self.model_dir.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        }
+
+    def pull(self):
+        """Makes model_dir what is stored, if anything is; else its files are stored later."""
+        root = self._object("")
+        if root.exists():
+            shutil.rmtree(self.model_dir, ignore_errors=True)
+            root.retrieve_object()
+            log.info("%s: retrieved the run's state from %s", self.model_dir, self.url)
+            self.stored = self._local_files()
+
+    def push(self):
+        files = self._local_files()
+        changed = [name for name, stamp in files.items() if self.stored.get(name) != stamp]
+        deleted = [name for name in self.stored if name not in files]
+        for name in changed:
+            self._object(name).store_object()
+        for name in deleted:
+            self._object(name).remove()
+        self.stored = files
+        if changed or deleted:
+            log.info("%s: stored %d files, removed %d", self.url, len(changed), len(deleted))
