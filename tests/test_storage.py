@@ -4,6 +4,7 @@
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -15,8 +16,9 @@ import boto3
 import pytest
 import yaml
 
-from conftest import BIN, REPO, SAMPLE_ZIP, run_snakemake
+from conftest import BIN, REPO, SAMPLE_ZIP, run_cli, run_snakemake
 from efficientdet.data.tfrecord import parse_example, read_records
+from efficientdet.train import state_storage
 
 BUCKET = "efficientdet"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -149,6 +151,46 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     client.download_file(BUCKET, f"work/{shards[0]}", str(local_copy))
     examples = [parse_example(record) for record in read_records(local_copy)]
     assert examples and all(example["image/encoded"] for example in examples)
+
+
+def test_state_storage_mirrors_a_model_dir(s3_endpoint, tmp_path, monkeypatch):
+    endpoint, client = s3_endpoint
+    settings = {"endpoint_url": endpoint, "access_key": "testing", "secret_key": "testing"}
+    monkeypatch.setenv(
+        state_storage.ENVIRONMENT, json.dumps({"provider": "s3", "settings": settings})
+    )
+    url = f"s3://{BUCKET}/work/models/run"
+    trained = tmp_path / "trained"
+    for name in ("model.yaml", "checkpoints/ckpt-2.index", "checkpoints/ckpt-4.index"):
+        (trained / name).parent.mkdir(parents=True, exist_ok=True)
+        (trained / name).write_text(name)
+    stored = state_storage.StateStorage(trained, url, state_storage.storage_provider())
+    stored.pull()  # nothing stored yet: the folder stays as it is
+    stored.push()
+    (trained / "checkpoints" / "ckpt-2.index").unlink()
+    (trained / "model.yaml").write_text("changed")
+    stored.push()
+    assert bucket_keys(client, "work/models/run/") == {
+        ".stored-files.json",
+        "model.yaml",
+        "checkpoints/ckpt-4.index",
+    }
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "stale").mkdir(parents=True)
+    state_storage.StateStorage(elsewhere, url, state_storage.storage_provider()).pull()
+    pulled = {path.relative_to(elsewhere).as_posix() for path in elsewhere.rglob("*")}
+    assert pulled == {".stored-files.json", "model.yaml", "checkpoints", "checkpoints/ckpt-4.index"}
+    assert (elsewhere / "model.yaml").read_text() == "changed"
+
+
+def test_state_url_without_the_workflows_storage_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(state_storage.ENVIRONMENT, raising=False)
+    result = run_cli("train", f"--model_dir={tmp_path}", "--state_url=s3://bucket/run", check=False)
+    assert result.returncode != 0
+    assert f"--state_url needs the environment variable {state_storage.ENVIRONMENT}" in (
+        result.stderr
+    )
 
 
 @pytest.mark.slow

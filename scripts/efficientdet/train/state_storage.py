@@ -31,10 +31,17 @@ def storage_provider():
             "its settings, as JSON); the workflow sets it when run with "
             "--default-storage-provider"
         )
-    from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
-
     described = json.loads(described)
-    plugin = StoragePluginRegistry().get_plugin(described["provider"])
+    try:
+        from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+        plugin = StoragePluginRegistry().get_plugin(described["provider"])
+    except Exception as error:
+        raise UserError(
+            f"--state_url: the storage plugin {described['provider']!r} does not load in this "
+            f"environment ({error}); install snakemake-storage-plugin-{described['provider']} "
+            "where training runs"
+        ) from None
     settings = plugin.settings_cls(**described["settings"]) if plugin.settings_cls else None
     return plugin.storage_provider(
         local_prefix=Path(tempfile.mkdtemp(prefix="efficientdet-storage-")),
@@ -47,7 +54,13 @@ def storage_provider():
 
 class StateStorage:
     """model_dir mirrored at `url`: pull() fetches what is stored, push() stores every file
-    added or changed since and removes those deleted (old checkpoints beyond keep_checkpoints)."""
+    added or changed since and removes those deleted (old checkpoints beyond keep_checkpoints).
+
+    The stored files are listed in MANIFEST, stored last, so that pull() needs nothing of a
+    plugin but reading and writing single objects.
+    """
+
+    MANIFEST = ".stored-files.json"
 
     def __init__(self, model_dir, url, provider):
         self.model_dir = Path(model_dir)
@@ -56,7 +69,7 @@ class StateStorage:
         self.stored = {}  # relative path -> (size, mtime) as stored
 
     def _object(self, relative):
-        storage_object = self.provider.object(f"{self.url}/{relative}" if relative else self.url)
+        storage_object = self.provider.object(f"{self.url}/{relative}")
         storage_object.set_local_path(self.model_dir / relative)
         return storage_object
 
@@ -69,21 +82,30 @@ class StateStorage:
 
     def pull(self):
         """Makes model_dir what is stored, if anything is; else its files are stored later."""
-        root = self._object("")
-        if root.exists():
-            shutil.rmtree(self.model_dir, ignore_errors=True)
-            root.retrieve_object()
-            log.info("%s: retrieved the run's state from %s", self.model_dir, self.url)
-            self.stored = self._local_files()
+        manifest = self._object(self.MANIFEST)
+        if not manifest.exists():
+            return
+        shutil.rmtree(self.model_dir, ignore_errors=True)
+        self.model_dir.mkdir(parents=True)
+        manifest.retrieve_object()
+        for name in json.loads(manifest.local_path().read_text()):
+            (self.model_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            self._object(name).retrieve_object()
+        self.stored = self._local_files()
+        log.info("%s: retrieved the run's state from %s", self.model_dir, self.url)
 
     def push(self):
         files = self._local_files()
         changed = [name for name, stamp in files.items() if self.stored.get(name) != stamp]
         deleted = [name for name in self.stored if name not in files]
+        if not changed and not deleted:
+            return
         for name in changed:
             self._object(name).store_object()
+        manifest = self._object(self.MANIFEST)
+        manifest.local_path().write_text(json.dumps(sorted(files)))
+        manifest.store_object()
         for name in deleted:
             self._object(name).remove()
         self.stored = files
-        if changed or deleted:
-            log.info("%s: stored %d files, removed %d", self.url, len(changed), len(deleted))
+        log.info("%s: stored %d files, removed %d", self.url, len(changed), len(deleted))
