@@ -100,6 +100,14 @@ class Outage:
             target.shutdown(socket.SHUT_WR)
 
 
+def assert_only_in_bucket(written, workdir, *keys):
+    """`keys` are among the `written` keys, and nothing but Snakemake's own state stays in
+    the working directory (the "worker")."""
+    assert set(keys) - written == set()
+    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config", "resources"]
+    assert not any((workdir / "resources").iterdir())
+
+
 def _use_bucket_archive(workdir, client):
     client.upload_file(str(SAMPLE_ZIP), BUCKET, "inputs/sample-voc.zip")
     (workdir / "resources" / SAMPLE_ZIP.name).unlink()
@@ -135,17 +143,15 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     written = bucket_keys(client, "work/")
     shards = sorted(key for key in written if key.endswith(".tfrecord"))
     assert [key.split("/")[-1].split("-")[0] for key in shards] == ["train", "val"]
-    for key in (
+    assert_only_in_bucket(
+        written,
+        workdir,
         "resources/datasets/sample/sample-voc.zip",
         "results/sample/annotations.csv",
         "results/sample/val_coco.json",
         "results/sample/stats/summary.yaml",
         "logs/sample/index.log",
-    ):
-        assert key in written, key
-    # Nothing but Snakemake's own state stays on the "worker".
-    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config", "resources"]
-    assert not any((workdir / "resources").iterdir())
+    )
 
     local_copy = tmp_path_factory.mktemp("download") / "train.tfrecord"
     client.download_file(BUCKET, f"work/{shards[0]}", str(local_copy))
@@ -216,7 +222,9 @@ def test_whole_workflow_keeps_everything_in_the_bucket(workdir, s3_endpoint):
     written = bucket_keys(client, "work/")
     evaluations = {key for key in written if re.fullmatch(r"results/tiny/eval/ckpt-\d+\.json", key)}
     assert evaluations == {"results/tiny/eval/ckpt-2.json", "results/tiny/eval/ckpt-4.json"}
-    for key in (
+    assert_only_in_bucket(
+        written,
+        workdir,
         "models/tiny/model.yaml",
         "models/tiny/history.csv",
         "models/tiny/checkpoints/ckpt-4.index",
@@ -228,9 +236,7 @@ def test_whole_workflow_keeps_everything_in_the_bucket(workdir, s3_endpoint):
         "results/tiny/export/formats.csv",
         "results/tiny/predictions/detections.csv",
         "logs/tiny/train.log",
-    ):
-        assert key in written, key
-    assert sorted(path.name for path in workdir.iterdir()) == [".snakemake", "config", "resources"]
+    )
 
     config["train"]["epochs"] = 3
     config_file.write_text(yaml.safe_dump(config))

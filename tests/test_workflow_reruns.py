@@ -8,8 +8,10 @@ changes one key and asks Snakemake for dry runs only.
 """
 
 import hashlib
+import json
 import shutil
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -191,6 +193,23 @@ def test_a_finished_run_has_nothing_to_do(finished_run):
 
 
 @pytest.mark.slow
+def test_the_finished_run_records_its_training(finished_run):
+    summary = json.loads((finished_run / "results" / RUN / "train.done.json").read_text())
+    assert (summary["epochs"], summary["global_step"]) == (2, 4)
+    model_dir = finished_run / "models" / RUN
+    assert summary["checkpoint_files"] == sorted(
+        path.name for path in (model_dir / "checkpoints").iterdir()
+    )
+    assert {"ckpt-2.index", "ckpt-4.index"} <= set(summary["checkpoint_files"])
+    assert list(pd.read_csv(model_dir / "history.csv")["step"]) == [2, 4]
+    description = yaml.safe_load((model_dir / "model.yaml").read_text())
+    data = finished_run / "results" / "sample"
+    stats = yaml.safe_load((data / "stats" / "summary.yaml").read_text())
+    assert description["config"]["max_instances_per_image"] == stats["max_objects_per_image"]
+    assert description["label_map"] == yaml.safe_load((data / "label_map.yaml").read_text())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("key", AFFECTS)
 def test_a_key_reruns_exactly_what_it_affects(changed, key):
     value, affected = AFFECTS[key]
@@ -270,6 +289,9 @@ def test_deleted_and_outside_checkpoints(finished_run, tmp_path):
     run_snakemake(folder, "evaluate")
     after = {path.name: path.stat().st_mtime_ns for path in evaluations.glob("ckpt-*.json")}
     assert after == dict(before, **{"ckpt-6.json": after["ckpt-6.json"]})
+    log = (folder / "logs" / RUN / "train.log").read_text()
+    assert f"resuming from models/{RUN}/checkpoints/ckpt-4 (epoch 2, step 4)" in log
+    assert list(pd.read_csv(model_dir / "history.csv")["step"]) == [2, 4, 6]
 
     # A checkpoint written by training outside Snakemake, in the same folder: one evaluation.
     data = folder / "results" / "sample"
