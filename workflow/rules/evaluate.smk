@@ -1,8 +1,9 @@
 # Evaluation: one job per training checkpoint, then one table and plot of them all.
 #
 # Checkpoints are not Snakemake outputs (the training state in models/{run}/ must outlive
-# failed or re-run jobs), so the evaluations to make are read from disk once `train` (a
-# Snakemake checkpoint) is done: every models/{run}/checkpoints/ckpt-{step}.index. Those that
+# failed or re-run jobs), so the evaluations to make are listed once `train` (a Snakemake
+# checkpoint) is done: every models/{run}/checkpoints/ckpt-{step}.index on disk, or in
+# train.done.json where that folder is in remote storage (checkpoint_files). Those that
 # already have results/{run}/eval/ckpt-{step}.json are up to date, so after training goes on
 # only the new checkpoints are evaluated. The evaluations of checkpoints deleted since
 # (keep-last-N) stay inputs of the table, as they stay in it.
