@@ -159,13 +159,35 @@ def test_data_stage_reads_and_writes_only_the_bucket(workdir, s3_endpoint, tmp_p
     assert examples and all(example["image/encoded"] for example in examples)
 
 
-def test_state_storage_mirrors_a_model_dir(s3_endpoint, tmp_path, monkeypatch):
-    endpoint, client = s3_endpoint
-    settings = {"endpoint_url": endpoint, "access_key": "testing", "secret_key": "testing"}
-    monkeypatch.setenv(
-        state_storage.ENVIRONMENT, json.dumps({"provider": "s3", "settings": settings})
-    )
-    url = f"s3://{BUCKET}/work/models/run"
+@pytest.fixture(params=["s3", "gcs"])
+def state_bucket(request, monkeypatch):
+    """(url of a model_dir in a bucket, keys under it): S3 on moto, GCS on its emulator, each
+    through its Snakemake storage plugin as `efficientdet train --state_url` uses it."""
+    if request.param == "s3":
+        endpoint, client = request.getfixturevalue("s3_endpoint")
+        settings = {"endpoint_url": endpoint, "access_key": "testing", "secret_key": "testing"}
+        url = f"s3://{BUCKET}/work/models/run"
+
+        def keys():
+            return bucket_keys(client, "work/models/run/")
+
+    else:
+        endpoint, bucket = request.getfixturevalue("gcs_endpoint")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        settings = {"project": "test"}
+        url = f"gs://{CLOUD_BUCKET}/work/models/run"
+
+        def keys():
+            prefix = "work/models/run/"
+            return {blob.name.removeprefix(prefix) for blob in bucket.list_blobs(prefix=prefix)}
+
+    described = {"provider": request.param, "settings": settings}
+    monkeypatch.setenv(state_storage.ENVIRONMENT, json.dumps(described))
+    return url, keys
+
+
+def test_state_storage_mirrors_a_model_dir(state_bucket, tmp_path):
+    url, stored_keys = state_bucket
     trained = tmp_path / "trained"
     for name in ("model.yaml", "checkpoints/ckpt-2.index", "checkpoints/ckpt-4.index"):
         (trained / name).parent.mkdir(parents=True, exist_ok=True)
@@ -176,11 +198,7 @@ def test_state_storage_mirrors_a_model_dir(s3_endpoint, tmp_path, monkeypatch):
     (trained / "checkpoints" / "ckpt-2.index").unlink()
     (trained / "model.yaml").write_text("changed")
     stored.push()
-    assert bucket_keys(client, "work/models/run/") == {
-        ".stored-files.json",
-        "model.yaml",
-        "checkpoints/ckpt-4.index",
-    }
+    assert stored_keys() == {".stored-files.json", "model.yaml", "checkpoints/ckpt-4.index"}
 
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "stale").mkdir(parents=True)
