@@ -120,6 +120,11 @@ MailProg=/bin/true
 # No cgroups in a container: processes are tracked through /proc, tasks are not bound.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+# Memory limits without cgroups: each job's processes are sampled every second, and a job over
+# its --mem is killed (state OUT_OF_MEMORY), as a cgroup would on a production cluster.
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 MpiDefault=none
 ReturnToService=2
 SelectType=select/cons_tres

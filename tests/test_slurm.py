@@ -307,6 +307,20 @@ rule sleeper:
 """
 
 
+HOG_SNAKEFILE = """\
+rule hog:
+    output:
+        "hogged.txt",
+    log:
+        "logs/hog.log",
+    resources:
+        mem_mb=200,
+    shell:
+        "python3 -c 'import time; data = b\\"x\\" * (800 << 20); time.sleep(120)' 2> {log}"
+        " && touch {output}"
+"""
+
+
 @pytest.mark.long
 def test_multi_worker_training_is_one_job_of_two_tasks(workdir, node_cpus):
     _prepare_training(workdir, epochs=2, strategy="multi_worker")
@@ -375,19 +389,31 @@ def test_a_request_the_cluster_refuses_fails_with_its_message(
 
 
 @pytest.mark.slow
-def test_a_job_killed_at_its_time_limit_is_reported_with_its_log(workdir, node_cpus):
+@pytest.mark.parametrize(
+    "snakefile_text, rule, state, reason",
+    [
+        (SLEEPER_SNAKEFILE.format(runtime=1), "sleeper", "TIMEOUT", "DUE TO TIME LIMIT"),
+        # Without cgroups SLURM kills the step and reports FAILED; with them, OUT_OF_MEMORY.
+        (HOG_SNAKEFILE, "hog", "FAILED", "Exceeded job memory limit"),
+    ],
+    ids=["time limit", "memory"],
+)
+def test_a_job_the_cluster_kills_is_reported_with_its_log(
+    workdir, node_cpus, snakefile_text, rule, state, reason
+):
     snakefile = workdir / "Snakefile"
-    snakefile.write_text(SLEEPER_SNAKEFILE.format(runtime=1))
+    snakefile.write_text(snakefile_text)
     result = subprocess.run(
         _slurm_command(
-            workdir, snakefile, "sleeper", max_threads=1, seconds=400, extra=["--retries", "0"]
+            workdir, snakefile, rule, max_threads=1, seconds=400, extra=["--retries", "0"]
         ),
         capture_output=True,
         text=True,
     )
     output = result.stdout + result.stderr
     assert result.returncode not in (0, 124), output[-3000:]
-    assert "TIMEOUT" in output
-    (job_log,) = (workdir / ".snakemake" / "slurm_logs" / "rule_sleeper").glob("*.log")
+    assert f"SLURM status is: '{state}'" in output
+    (job_log,) = (workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").glob("*.log")
     assert str(job_log) in output, "the error names the job's log"
-    assert not (workdir / "slept.txt").exists()
+    assert reason in job_log.read_text()
+    assert not any(workdir.glob("*.txt")), "the killed job left its output"

@@ -189,11 +189,15 @@ def state_bucket(request, monkeypatch):
 def test_state_storage_mirrors_a_model_dir(state_bucket, tmp_path):
     url, stored_keys = state_bucket
     trained = tmp_path / "trained"
+    (trained / "left-by-an-earlier-job").mkdir(parents=True)
+    stored = state_storage.StateStorage(trained, url, state_storage.storage_provider())
+    stored.pull()  # nothing stored yet: the run starts afresh
+    assert not any(trained.iterdir())
     for name in ("model.yaml", "checkpoints/ckpt-2.index", "checkpoints/ckpt-4.index"):
         (trained / name).parent.mkdir(parents=True, exist_ok=True)
         (trained / name).write_text(name)
-    stored = state_storage.StateStorage(trained, url, state_storage.storage_provider())
-    stored.pull()  # nothing stored yet: the folder stays as it is
+    (trained / ".worker-1").mkdir()
+    (trained / ".worker-1" / "ckpt-4.index").write_text("a worker's scratch copy")
     stored.push()
     (trained / "checkpoints" / "ckpt-2.index").unlink()
     (trained / "model.yaml").write_text("changed")

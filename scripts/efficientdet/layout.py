@@ -111,6 +111,11 @@ class RunFiles:
     def checkpoint_steps(self):
         return checkpoint_steps(self.checkpoints)
 
+    def checkpoint_files(self):
+        """Names of the files in checkpoints/, sorted."""
+        folder = self.checkpoints
+        return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
     @property
     def description(self):
         """model.yaml: enough to rebuild the model and to refuse a mismatched resume."""

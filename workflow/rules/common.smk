@@ -54,14 +54,15 @@ if STORAGE is not None:
     )
 
 
-def in_storage(path):
-    """The storage query of a workflow path."""
-    return f"{workflow.storage_settings.default_storage_prefix.rstrip('/')}/{path}"
+def stored(path):
+    """The storage object of a workflow path, as Snakemake maps it to the default storage."""
+    mapped = workflow.modifier.path_modifier.apply_default_storage(str(path))
+    return mapped.flags["storage_object"]
 
 
 def on_this_machine(path):
     """Where a job finds `path` of the workflow: itself, or its copy from remote storage."""
-    return path if STORAGE is None else STORAGE.object(in_storage(path)).local_path()
+    return path if STORAGE is None else stored(path).local_path()
 
 
 def readable(path):
@@ -69,7 +70,7 @@ def readable(path):
     its local copy, fetched again if Snakemake has removed it since."""
     if STORAGE is None:
         return path
-    storage_object = STORAGE.object(in_storage(path))
+    storage_object = stored(path)
     copy = storage_object.local_path()
     if not copy.exists():
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,7 @@ def train_flags(wildcards):
         "steps_per_execution": TRAIN_CONFIG["steps_per_execution"],
         "keep_checkpoints": TRAIN_CONFIG["keep_checkpoints"],
         "cache": TRAIN_CONFIG["cache"],
-        "state_url": None if STORAGE is None else in_storage(RUN_FILES.model_dir),
+        "state_url": None if STORAGE is None else stored(RUN_FILES.model_dir).query,
     }
     return " ".join(
         shlex.quote(f"--{name}={value}") for name, value in values.items() if value is not None
@@ -290,38 +291,53 @@ def checkpoint_files():
     """Names of the files in models/{RUN}/checkpoints/ once training is done: on disk, or as
     train.done.json lists them where that folder is in remote storage."""
     checkpoints.train.get()
-    if STORAGE is not None:
-        with open(readable(RUN_FILES.done), encoding="utf-8") as stream:
-            return json.load(stream)["checkpoint_files"]
-    folder = RUN_FILES.checkpoints
-    return sorted(os.listdir(folder)) if folder.is_dir() else []
+    if STORAGE is None:
+        return RUN_FILES.checkpoint_files()
+    with open(readable(RUN_FILES.done), encoding="utf-8") as stream:
+        return json.load(stream)["checkpoint_files"]
 
 
 def checkpoint_steps():
     return checkpoint_steps_in(checkpoint_files())
 
 
+def files_of_checkpoints(steps):
+    """The files of checkpoints ckpt-{step} (.index and data), as listed by checkpoint_files."""
+    prefixes = tuple(f"{RUN_FILES.checkpoint(step).name}." for step in steps)
+    return [
+        RUN_FILES.checkpoints / name for name in checkpoint_files() if name.startswith(prefixes)
+    ]
+
+
 def checkpoint_of_step(wildcards):
-    """The files of checkpoint ckpt-{step} (its .index and data files)."""
-    prefix = RUN_FILES.checkpoint(wildcards.step)
-    files = [name for name in checkpoint_files() if name.startswith(f"{prefix.name}.")]
-    return [prefix.parent / name for name in files] or [f"{prefix}.index"]
+    """The checkpoint that evaluate_checkpoint reads: its .index file on a shared file system
+    (TensorFlow finds the data beside it), all its files where they are in remote storage."""
+    index = f"{RUN_FILES.checkpoint(wildcards.step)}.index"
+    if STORAGE is None:
+        return [index]
+    return files_of_checkpoints([wildcards.step]) or [index]
 
 
 def stored_checkpoints(wildcards):
-    """model.yaml and every checkpoint's files, which export chooses from, where they are in
-    remote storage (on a shared file system, deleting an old checkpoint must not rerun export)."""
+    """What export reads of models/{RUN}/ where it is in remote storage: model.yaml and the
+    checkpoints it chooses from (on a shared file system, nothing: deleting an old checkpoint
+    must not rerun export)."""
     if STORAGE is None:
         return []
-    names = (name for name in checkpoint_files() if name.startswith("ckpt-"))
-    return [RUN_FILES.description, *(RUN_FILES.checkpoints / name for name in names)]
+    steps = checkpoint_steps()
+    return [
+        RUN_FILES.description,
+        *files_of_checkpoints(steps[-1:] if EXPORT_CONFIG["checkpoint"] == "last" else steps),
+    ]
 
 
 def checkpoint_evaluations(wildcards):
-    """One evaluation per checkpoint on disk, plus those already made of checkpoints deleted
-    since (keep_checkpoints): the table shows them all, and a deletion leaves its inputs as
-    they were, so it never reruns."""
-    steps = sorted(set(checkpoint_steps()) | set(RUN_FILES.evaluated_steps()))
+    """One evaluation per checkpoint, plus, on a shared file system, those already made of
+    checkpoints deleted since (keep_checkpoints): the table shows them all, and a deletion
+    leaves its inputs as they were, so it never reruns. (Remote storage is not listed: there
+    the table shows the checkpoints that training keeps.)"""
+    evaluated = RUN_FILES.evaluated_steps() if STORAGE is None else []
+    steps = sorted(set(checkpoint_steps()) | set(evaluated))
     return [RUN_FILES.evaluation(step) for step in steps]
 
 

@@ -191,12 +191,6 @@ class TrainingRun:
         steps = self.files.checkpoint_steps()
         return str(self.files.checkpoint(steps[-1])) if steps else None
 
-    def checkpoint_files(self):
-        """Names of the files in checkpoints/ (the workflow reads them from train.done.json where
-        the folder is in remote storage)."""
-        folder = self.files.checkpoints
-        return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
-
     def close(self):
         """Removes a non-chief worker's scratch checkpoints."""
         if not self.chief:

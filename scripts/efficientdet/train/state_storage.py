@@ -44,7 +44,8 @@ def storage_provider():
         ) from None
     settings = plugin.settings_cls(**described["settings"]) if plugin.settings_cls else None
     return plugin.storage_provider(
-        local_prefix=Path(tempfile.mkdtemp(prefix="efficientdet-storage-")),
+        # Unused: every object is given its place in model_dir.
+        local_prefix=Path(tempfile.gettempdir()),
         logger=log,
         settings=settings,
         keep_local=True,
@@ -74,19 +75,21 @@ class StateStorage:
         return storage_object
 
     def _local_files(self):
-        return {
-            path.relative_to(self.model_dir).as_posix(): (path.stat().st_size, path.stat().st_mtime)
-            for path in self.model_dir.rglob("*")
-            if path.is_file() and not path.name.startswith(".")
-        }
+        files = {}
+        for path in self.model_dir.rglob("*"):
+            relative = path.relative_to(self.model_dir)
+            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+                files[relative.as_posix()] = (path.stat().st_size, path.stat().st_mtime)
+        return files
 
     def pull(self):
-        """Makes model_dir what is stored, if anything is; else its files are stored later."""
+        """Makes model_dir a copy of what is stored: empty where nothing is (a run deleted from
+        the storage starts over, whatever an earlier job left on this machine)."""
+        shutil.rmtree(self.model_dir, ignore_errors=True)
+        self.model_dir.mkdir(parents=True)
         manifest = self._object(self.MANIFEST)
         if not manifest.exists():
             return
-        shutil.rmtree(self.model_dir, ignore_errors=True)
-        self.model_dir.mkdir(parents=True)
         manifest.retrieve_object()
         for name in json.loads(manifest.local_path().read_text()):
             (self.model_dir / name).parent.mkdir(parents=True, exist_ok=True)

@@ -72,8 +72,9 @@ TRAIN_FLAGS = (
         "state_url",
         str,
         None,
-        "keep --model_dir also there (e.g. s3://bucket/models/run): fetched first, stored after "
-        f"every epoch, through the storage plugin named in ${state_storage.ENVIRONMENT}",
+        "keep the run's state there (e.g. s3://bucket/models/run), through the storage plugin "
+        f"named in ${state_storage.ENVIRONMENT}: --model_dir is then a working copy, replaced by "
+        "what is stored there (emptied if nothing is) and stored after every epoch",
     ),
 )
 
@@ -95,6 +96,11 @@ def train(options):
         raise UserError("--model_dir is required: it holds the checkpoints of the run")
     stored = None
     if options.state_url:
+        if options.strategy == "multi_worker":
+            raise UserError(
+                "--state_url with --strategy=multi_worker: the workers would share one copy of "
+                "the stored state; train several workers on a shared file system instead"
+            )
         stored = state_storage.StateStorage(
             options.model_dir, options.state_url, state_storage.storage_provider()
         )
@@ -133,7 +139,8 @@ def train(options):
         "epochs": run.epochs_done(),
         "global_step": run.global_step(),
         "checkpoint": run.latest_checkpoint(),
-        "checkpoint_files": run.checkpoint_files(),
+        # The workflow lists the checkpoints from here where the folder is in remote storage.
+        "checkpoint_files": run.files.checkpoint_files(),
         "seconds": round(time.time() - started, 1),
     }
     run.close()
