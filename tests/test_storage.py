@@ -18,10 +18,12 @@ import yaml
 
 from conftest import BIN, REPO, SAMPLE_ZIP, run_cli, run_snakemake
 from efficientdet.data.tfrecord import parse_example, read_records
+from efficientdet.errors import UserError
 from efficientdet.train import state_storage
 
 BUCKET = "efficientdet"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+KEYS_SETTINGS = {"access_key": "testing", "secret_key": "testing"}
 
 
 def free_port():
@@ -165,7 +167,7 @@ def state_bucket(request, monkeypatch):
     through its Snakemake storage plugin as `efficientdet train --state_url` uses it."""
     if request.param == "s3":
         endpoint, client = request.getfixturevalue("s3_endpoint")
-        settings = {"endpoint_url": endpoint, "access_key": "testing", "secret_key": "testing"}
+        settings = {"endpoint_url": endpoint, **KEYS_SETTINGS}
         url = f"s3://{BUCKET}/work/models/run"
 
         def keys():
@@ -210,6 +212,16 @@ def test_state_storage_mirrors_a_model_dir(state_bucket, tmp_path):
     pulled = {path.relative_to(elsewhere).as_posix() for path in elsewhere.rglob("*")}
     assert pulled == {".stored-files.json", "model.yaml", "checkpoints", "checkpoints/ckpt-4.index"}
     assert (elsewhere / "model.yaml").read_text() == "changed"
+
+
+def test_state_storage_out_of_reach_is_named(tmp_path, monkeypatch):
+    settings = {"endpoint_url": f"http://127.0.0.1:{free_port()}", "retries": 0}
+    described = {"provider": "s3", "settings": {**settings, **KEYS_SETTINGS}}
+    monkeypatch.setenv(state_storage.ENVIRONMENT, json.dumps(described))
+    url = f"s3://{BUCKET}/work/models/run"
+    stored = state_storage.StateStorage(tmp_path / "run", url, state_storage.storage_provider())
+    with pytest.raises(UserError, match=f"^{url}: cannot fetch the run's state"):
+        stored.pull()
 
 
 def test_state_url_without_the_workflows_storage_is_refused(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ The storage is reached through the Snakemake storage plugin that the workflow it
 hold credentials) in the environment variable below, never on a command line.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -82,18 +83,29 @@ class StateStorage:
                 files[relative.as_posix()] = (path.stat().st_size, path.stat().st_mtime)
         return files
 
+    @contextlib.contextmanager
+    def _reporting(self, doing):
+        """Turns a failure of the storage (unreachable, refused, ...) into an error naming it."""
+        try:
+            yield
+        except Exception as error:
+            raise UserError(
+                f"{self.url}: cannot {doing} the run's state ({type(error).__name__}: {error})"
+            ) from error
+
     def pull(self):
         """Makes model_dir a copy of what is stored: empty where nothing is (a run deleted from
         the storage starts over, whatever an earlier job left on this machine)."""
         shutil.rmtree(self.model_dir, ignore_errors=True)
         self.model_dir.mkdir(parents=True)
         manifest = self._object(self.MANIFEST)
-        if not manifest.exists():
-            return
-        manifest.retrieve_object()
-        for name in json.loads(manifest.local_path().read_text()):
-            (self.model_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            self._object(name).retrieve_object()
+        with self._reporting("fetch"):
+            if not manifest.exists():
+                return
+            manifest.retrieve_object()
+            for name in json.loads(manifest.local_path().read_text()):
+                (self.model_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                self._object(name).retrieve_object()
         self.stored = self._local_files()
         log.info("%s: retrieved the run's state from %s", self.model_dir, self.url)
 
@@ -103,12 +115,13 @@ class StateStorage:
         deleted = [name for name in self.stored if name not in files]
         if not changed and not deleted:
             return
-        for name in changed:
-            self._object(name).store_object()
         manifest = self._object(self.MANIFEST)
         manifest.local_path().write_text(json.dumps(sorted(files)))
-        manifest.store_object()
-        for name in deleted:
-            self._object(name).remove()
+        with self._reporting("store"):
+            for name in changed:
+                self._object(name).store_object()
+            manifest.store_object()
+            for name in deleted:
+                self._object(name).remove()
         self.stored = files
         log.info("%s: stored %d files, removed %d", self.url, len(changed), len(deleted))
