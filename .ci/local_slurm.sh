@@ -121,7 +121,7 @@ MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 # Memory limits without cgroups: each job's processes are sampled every second, and a job over
-# its --mem is killed (state OUT_OF_MEMORY), as a cgroup would on a production cluster.
+# its --mem is killed (state FAILED; with cgroups, as on a production cluster, OUT_OF_MEMORY).
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
 JobAcctGatherParams=OverMemoryKill

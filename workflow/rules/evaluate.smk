@@ -5,8 +5,8 @@
 # checkpoint) is done: every models/{run}/checkpoints/ckpt-{step}.index on disk, or in
 # train.done.json where that folder is in remote storage (checkpoint_files). Those that
 # already have results/{run}/eval/ckpt-{step}.json are up to date, so after training goes on
-# only the new checkpoints are evaluated. The evaluations of checkpoints deleted since
-# (keep-last-N) stay inputs of the table, as they stay in it.
+# only the new checkpoints are evaluated. On a shared file system, the evaluations of
+# checkpoints deleted since (keep-last-N) stay inputs of the table, as they stay in it.
 #
 # The table also names train.done.json itself: Snakemake decides whether a checkpoint job is
 # done before it knows that job's parameters (train's depend on the split checkpoint), so

@@ -96,7 +96,7 @@ def train(options):
         raise UserError("--model_dir is required: it holds the checkpoints of the run")
     stored = None
     if options.state_url:
-        if options.strategy == "multi_worker":
+        if distribute.ORIGINAL_STRATEGIES.get(options.strategy, options.strategy) == "multi_worker":
             raise UserError(
                 "--state_url with --strategy=multi_worker: the workers would share one copy of "
                 "the stored state; train several workers on a shared file system instead"
@@ -132,7 +132,7 @@ def train(options):
             options.num_epochs,
         )
     else:
-        run.fit(after_epoch=stored.push if stored and run.chief else None)
+        run.fit(after_epoch=stored.push if stored else None)
     summary = {
         "model_dir": options.model_dir,
         "model_name": config.name,
@@ -144,7 +144,7 @@ def train(options):
         "seconds": round(time.time() - started, 1),
     }
     run.close()
-    if stored and run.chief:
+    if stored:
         stored.push()
     if run.chief and options.done:
         with atomic_output(options.done) as temporary:
