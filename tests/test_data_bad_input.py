@@ -1,6 +1,7 @@
 """One test per class of bad input: a clear error naming the file and the problem, a non-zero
 exit, no output left behind; or, where the issue says so, a warning in the validation report."""
 
+import contextlib
 import hashlib
 import io
 import tarfile
@@ -22,6 +23,7 @@ from data_helpers import (
     write_zip,
 )
 from efficientdet.cli import main
+from efficientdet.data import archive as archive_module
 from efficientdet.data.annotations import read_frame
 from efficientdet.data.images import read_image_info
 from efficientdet.errors import UserError
@@ -484,6 +486,62 @@ def test_archives_side_by_side_share_folders_but_not_files(tmp_path, caplog):
         "different VOC/JPEGImages/a.jpg unpacked from trainval.tar",
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def processes_used(monkeypatch):
+    """Zips of more than 10 entries unpacked by several processes; the list of pool sizes used."""
+    sizes = []
+    pool = archive_module.concurrent.futures.ProcessPoolExecutor
+
+    def counted(processes):
+        sizes.append(processes)
+        return pool(processes)
+
+    monkeypatch.setattr(archive_module, "_ENTRIES_PER_PROCESS", 10)
+    monkeypatch.setattr(archive_module.concurrent.futures, "ProcessPoolExecutor", counted)
+    return sizes
+
+
+def _many_files(count):
+    return {
+        f"VOC/JPEGImages/{index:04d}.jpg": bytes([index % 251]) * index for index in range(count)
+    }
+
+
+def test_a_zip_unpacked_by_several_processes_is_exact(tmp_path, processes_used):
+    entries = _many_files(60)
+    archive = write_zip(tmp_path / "d.zip", entries)
+    assert _unpack(archive, tmp_path / "voc", "--threads", "3") == 0
+    assert processes_used == [3]
+    written = {
+        p.relative_to(tmp_path / "voc").as_posix(): p.read_bytes()
+        for p in (tmp_path / "voc").rglob("*")
+        if p.is_file()
+    }
+    assert written == entries
+
+
+@pytest.mark.parametrize(
+    "last, message",
+    [
+        (
+            ("VOC/JPEGImages/0000.jpg", b"other"),
+            "entry 'VOC/JPEGImages/0000.jpg' conflicts with the different VOC/JPEGImages/0000.jpg "
+            "unpacked from d.zip",
+        ),
+        (("VOC/JPEGImages/0001.jpg/x.xml", b"x"), "clashes as file and folder"),
+    ],
+    ids=["same name twice", "file and folder"],
+)
+def test_clashes_across_the_processes_of_one_zip(tmp_path, caplog, processes_used, last, message):
+    name, data = last
+    entries = {**_many_files(60), zipfile.ZipInfo(name): data}
+    with pytest.warns(UserWarning) if name in entries else contextlib.nullcontext():
+        archive = write_zip(tmp_path / "d.zip", entries)
+    _assert_failed(_unpack(archive, tmp_path / "out" / "voc", "--threads", "2"), caplog, message)
+    assert processes_used == [2]
+    _assert_nothing_written(tmp_path / "out")
 
 
 def test_not_an_archive(tmp_path, caplog):

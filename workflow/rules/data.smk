@@ -29,6 +29,7 @@ rule unpack:
         f"logs/{DATASET}/unpack.log",
     conda:
         DATA_ENV
+    threads: 4
     resources:
         mem_mb=1000,
         runtime=60,

@@ -9,10 +9,16 @@ component, no links, devices or pipes, no encrypted zip entries (tar entries als
 standard library's `data` extraction filter), and a limit on the total size enforced on the
 bytes actually written, whatever the headers claim. The format is read from the file's first
 bytes, not its name.
+
+A zip's files are written by several processes at once (its central directory lets each read its
+own part); a tar is read front to back by one.
 """
 
 import bz2
+import concurrent.futures
+import functools
 import gzip
+import itertools
 import lzma
 import re
 import stat
@@ -26,6 +32,7 @@ from efficientdet.errors import UserError
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ZIP_MAGIC = b"PK\x03\x04"
 _CHUNK = 1 << 20
+_ENTRIES_PER_PROCESS = 1000  # fewer are written faster by one process than by starting another
 _COMPRESSED_TAR = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
 
 
@@ -44,9 +51,10 @@ class Extraction:
     """Unpacks archives one after the other into the existing folder `destination`, all of them
     together within `max_bytes`."""
 
-    def __init__(self, destination, max_bytes):
+    def __init__(self, destination, max_bytes, processes=1):
         self.destination = Path(destination)
         self.max_bytes = max_bytes
+        self.processes = processes
         self.budget = max_bytes
         self.origin = {}  # relative path -> the archive that wrote it
 
@@ -66,13 +74,38 @@ class Extraction:
         try:
             with zipfile.ZipFile(archive) as zip_file:
                 entries = self._checked_zip_entries(archive, zip_file)
+                unpacked = set(self.origin)
+                fresh, repeated = [], []
                 for info, path in entries:
+                    (repeated if path in unpacked else fresh).append((info, path))
+                    unpacked.add(path)
+                self._write_in_parts(archive, fresh)
+                for info, path in repeated:
                     with zip_file.open(info) as source:
                         self._write(archive, info.filename, path, source)
         except zipfile.BadZipFile as error:
             raise UserError(f"{archive}: corrupt or not a zip archive ({error})") from None
         except (zlib.error, EOFError, NotImplementedError) as error:
             raise UserError(f"{archive}: corrupt zip archive ({error})") from None
+
+    def _write_in_parts(self, archive, entries):
+        """Writes the zip entries, none of them already unpacked, by up to `processes` processes
+        that each take a run of entries of about equal size."""
+        parts = min(self.processes, max(1, len(entries) // _ENTRIES_PER_PROCESS))
+        if parts == 1:
+            _write_zip_entries(archive, self.destination, entries)
+        else:
+            sizes = itertools.accumulate(info.file_size for info, _ in entries)
+            total = sum(info.file_size for info, _ in entries) or 1
+            runs = itertools.groupby(
+                zip(entries, sizes), key=lambda item: min(parts - 1, item[1] * parts // total)
+            )
+            write = functools.partial(_write_zip_entries, archive, self.destination)
+            with concurrent.futures.ProcessPoolExecutor(parts) as pool:
+                list(pool.map(write, ([entry for entry, _ in run] for _, run in runs)))
+        for info, path in entries:
+            self.budget -= info.file_size
+            self.origin[path] = archive.name
 
     def _checked_zip_entries(self, archive, zip_file):
         """All entries are checked first: the central directory lists them without reading."""
@@ -152,28 +185,53 @@ class Extraction:
             )
 
     def _write(self, archive, name, path, source):
-        target = self.destination.joinpath(*path.parts)
         if path in self.origin:
+            target = self.destination.joinpath(*path.parts)
             if not _same_content(source, target):
                 raise UserError(
                     f"{archive}: entry {name!r} conflicts with the different {path} "
                     f"unpacked from {self.origin[path]}"
                 )
             return
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(target, "xb")
-        except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
-            raise UserError(
-                f"{archive}: entry {name!r} clashes as file and folder ({error.filename})"
-            ) from None
-        with stream:
-            while chunk := source.read(_CHUNK):
-                self.budget -= len(chunk)
-                if self.budget < 0:
-                    raise UserError(f"{archive}: entry {name!r} inflates beyond the size limit")
-                stream.write(chunk)
+        self.budget -= _write_new_file(archive, name, self.destination, path, source, self.budget)
+        if self.budget < 0:
+            raise UserError(f"{archive}: entry {name!r} inflates beyond the size limit")
         self.origin[path] = archive.name
+
+
+def _write_new_file(archive, name, destination, path, source, limit):
+    """Copies `source` to the new file `destination/path`, stopping past `limit` bytes; the
+    number of bytes written."""
+    target = destination.joinpath(*path.parts)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(target, "xb")
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+        raise UserError(
+            f"{archive}: entry {name!r} clashes as file and folder ({error.filename})"
+        ) from None
+    written = 0
+    with stream:
+        while written <= limit and (chunk := source.read(_CHUNK)):
+            written += len(chunk)
+            stream.write(chunk)
+    return written
+
+
+def _write_zip_entries(archive, destination, entries):
+    """Writes the [(ZipInfo, path)] entries of `archive`: one process's part of an extraction.
+    Each entry may fill only the size its header declares (the declared sizes were checked
+    against the limit)."""
+    with zipfile.ZipFile(archive) as zip_file:
+        for info, path in entries:
+            with zip_file.open(info) as source:
+                written = _write_new_file(
+                    archive, info.filename, destination, path, source, info.file_size
+                )
+            if written > info.file_size:
+                raise UserError(
+                    f"{archive}: entry {info.filename!r} inflates beyond its declared size"
+                )
 
 
 def _same_content(source, path):
@@ -196,9 +254,9 @@ def _decompressed(archive):
     return open(archive, "rb")
 
 
-def safe_extract(archives, destination, max_bytes):
+def safe_extract(archives, destination, max_bytes, processes=1):
     """Extracts the zip or tar `archives`, in order, into the existing empty folder
-    `destination`, within `max_bytes` in all."""
-    extraction = Extraction(destination, max_bytes)
+    `destination`, within `max_bytes` in all, by up to `processes` processes."""
+    extraction = Extraction(destination, max_bytes, processes)
     for archive in archives:
         extraction.add(archive)

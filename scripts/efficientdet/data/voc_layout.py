@@ -33,14 +33,21 @@ class Pair:
 
 
 def _visible_files(root):
+    """{folder: its visible file names, sorted} of the folders under `root` (relative to it,
+    "." for root itself) that hold any, in walking order."""
+    listing = {}
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(
             name for name in subfolders if not name.startswith(".") and name != "__MACOSX"
         )
-        relative = PurePosixPath(os.path.relpath(folder, root).replace(os.sep, "/"))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield relative / name if str(relative) != "." else PurePosixPath(name)
+        names = sorted(name for name in files if not name.startswith("."))
+        if names:
+            listing[PurePosixPath(os.path.relpath(folder, root).replace(os.sep, "/"))] = names
+    return listing
+
+
+def _files_in(listing, folders, keep):
+    return [folder / name for folder in folders for name in listing.get(folder, ()) if keep(name)]
 
 
 def _listing(paths, limit=_LISTED_LIMIT):
@@ -59,6 +66,9 @@ def _common_trailing_folders(first, second):
 
 
 def _closest_image(annotation, candidates):
+    if len(candidates) == 1:
+        return candidates[0]
+
     def closeness(image):
         return (
             image.parent == annotation.parent,
@@ -198,8 +208,7 @@ def _val_list_names(split_lists):
     return " and ".join(path.name for split, path in split_lists if split == "val")
 
 
-def _voc_roots(files):
-    folders = {path.parent for path in files}
+def _voc_roots(folders):
     return sorted(
         folder.parent
         for folder in folders
@@ -207,8 +216,12 @@ def _voc_roots(files):
     )
 
 
-def _is_image(path):
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def _is_image(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _is_xml(name):
+    return os.path.splitext(name)[1].lower() == ".xml"
 
 
 def _chosen_lists(root, voc_roots, split_names, warnings):
@@ -238,26 +251,22 @@ def find_pairs(root, split_names=None):
     `split_names`: {"train": [list names], "val": [list names]} choosing the image-set lists
     that make the split (see _image_set_lists), or None for each VOC root's own.
     """
-    files = list(_visible_files(root))
-    voc_roots = _voc_roots(files)
+    listing = _visible_files(root)
+    voc_roots = _voc_roots(listing.keys())
     warnings = []
     groups = []
     if voc_roots:
         image_folders = {voc_root / "JPEGImages" for voc_root in voc_roots}
-        ignored = [p for p in files if _is_image(p) and p.parent not in image_folders]
+        ignored = _files_in(listing, listing.keys() - image_folders, _is_image)
         if ignored:
             warnings.append(
                 f"{len(ignored)} image(s) outside the VOC JPEGImages/ folders ignored, "
-                f"e.g. {ignored[0]}"
+                f"e.g. {min(ignored)}"
             )
         chosen = _chosen_lists(root, voc_roots, split_names, warnings)
         for voc_root in voc_roots:
-            images = [p for p in files if p.parent == voc_root / "JPEGImages" and _is_image(p)]
-            annotations = [
-                p
-                for p in files
-                if p.parent == voc_root / "Annotations" and p.suffix.lower() == ".xml"
-            ]
+            images = _files_in(listing, [voc_root / "JPEGImages"], _is_image)
+            annotations = _files_in(listing, [voc_root / "Annotations"], _is_xml)
             image_sets = _image_sets(voc_root, images, chosen[voc_root], warnings)
             groups.append((images, annotations, image_sets))
     else:
@@ -266,8 +275,8 @@ def find_pairs(root, split_names=None):
                 "dataset.splits names image-set lists, but the dataset has no VOC "
                 "ImageSets/Main lists (no folder holding Annotations/ and JPEGImages/)"
             )
-        images = [p for p in files if _is_image(p)]
-        annotations = [p for p in files if p.suffix.lower() == ".xml"]
+        images = _files_in(listing, listing, _is_image)
+        annotations = _files_in(listing, listing, _is_xml)
         groups.append((images, annotations, {}))
     pairs = []
     for images, annotations, image_sets in groups:
