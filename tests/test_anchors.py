@@ -215,3 +215,20 @@ def test_float_aspect_ratios_are_width_over_height():
     np.testing.assert_allclose(
         anchors[0], [4 - half_y, 4 - half_x, 4 + half_y, 4 + half_x], atol=1e-5
     )
+
+
+def test_merged_levels_keep_the_anchor_count_under_an_unknown_batch_size():
+    """Serving graphs take any batch size; postprocess needs the anchor count all the same."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 18]), tf.TensorSpec([None, 2, 2, 18])])
+    def merged(level3, level4):
+        return merge_levels([level3, level4], 2)
+
+    assert merged.get_concrete_function().output_shapes.as_list() == [
+        None,
+        4 * 4 * 9 + 2 * 2 * 9,
+        2,
+    ]
+    values = merged(tf.ones([3, 4, 4, 18]), tf.zeros([3, 2, 2, 18]))
+    assert values.shape == (3, 180, 2)
+    assert float(tf.reduce_sum(values)) == 3 * 4 * 4 * 18

@@ -161,11 +161,14 @@ def test_exported_function_with_unknown_batch(tmp_path, method):
         np.testing.assert_allclose(value.numpy(), expected[key], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("num_anchors, k", [(300, 40), (300, 300), (20, 40)])
-def test_top_candidates_equal_a_plain_top_k_ties_included(num_anchors, k):
-    # Logits rounded to a few values: many ties, which must resolve in index order.
+@pytest.mark.parametrize(
+    "num_anchors, k, spread", [(300, 40, 1.0), (300, 300, 1.0), (20, 40, 1.0), (300, 40, 0.0)]
+)
+def test_top_candidates_equal_a_plain_top_k_ties_included(num_anchors, k, spread):
+    # Logits rounded to a few values, or all equal (an untrained head): many ties, which must
+    # resolve in index order.
     rng = np.random.default_rng(0)
-    logits = tf.constant(np.round(rng.normal(size=(2, num_anchors, 7)), 1), tf.float32)
+    logits = tf.constant(np.round(spread * rng.normal(size=(2, num_anchors, 7)), 1), tf.float32)
     values, indices = top_candidates(logits, k)
     expected_values, expected_indices = tf.math.top_k(tf.reshape(logits, [2, -1]), k=k)
     np.testing.assert_array_equal(values, expected_values)

@@ -6,6 +6,8 @@ Anchors are ordered level by level, then row, column, then anchor (scale-major o
 Everything here is made of TensorFlow ops, usable inside tf.data and exported graphs.
 """
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from keras.utils import bounding_boxes
@@ -64,7 +66,12 @@ def generate_anchors(image_size, min_level, max_level, num_scales, aspect_ratios
 
 def merge_levels(level_outputs, values_per_anchor):
     """Head outputs (list over levels of [B, h, w, A * K]) -> [B, N, K] in anchor order."""
-    flat = [tf.reshape(out, [tf.shape(out)[0], -1, values_per_anchor]) for out in level_outputs]
+    # The anchor count from the static shape: N stays known where the batch size is not (serving),
+    # which postprocess' candidate selection needs.
+    flat = [
+        tf.reshape(out, [-1, math.prod(out.shape[1:]) // values_per_anchor, values_per_anchor])
+        for out in level_outputs
+    ]
     return tf.concat(flat, axis=1)
 
 

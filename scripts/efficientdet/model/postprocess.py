@@ -17,27 +17,20 @@ NMS_METHODS = ("hard", "gaussian")
 def top_candidates(logits, k):
     """tf.math.top_k of logits [B, A, C] flattened to [B, A * C], ties included, only faster.
 
-    Every one of the k best (anchor, class) logits is at least the k-th best of the anchors'
-    best logits (those are k distinct entries), so top_k only needs the entries above that
-    bound: usually a few thousand of the millions. They keep their order, so ties resolve
-    as in a plain top_k. With fewer anchors than k there is no such bound.
+    The k best (anchor, class) entries all lie in the k anchors of highest maximum (ties: lower
+    index first): another anchor's entries rank behind those k maxima. So top_k only looks at
+    those anchors' rows, k * C entries instead of A * C, taken in anchor order so that ties
+    resolve by index as in a plain top_k; a constant output (all ties) costs no more. With
+    fewer anchors than k there is nothing to leave out.
     """
-    flat_logits = tf.reshape(logits, [tf.shape(logits)[0], -1])
+    batch_size, num_classes = tf.shape(logits)[0], logits.shape[-1]
     if logits.shape[1] is None or logits.shape[1] < k:
-        return tf.math.top_k(flat_logits, k=k)
-    bounds = tf.math.top_k(tf.reduce_max(logits, axis=-1), k=k).values[:, -1]
-
-    def one_image(inputs):
-        image_logits, bound = inputs
-        kept = tf.where(image_logits >= bound)[:, 0]
-        values, positions = tf.math.top_k(tf.gather(image_logits, kept), k=k)
-        return values, tf.cast(tf.gather(kept, positions), tf.int32)
-
-    return tf.map_fn(
-        one_image,
-        (flat_logits, bounds),
-        fn_output_signature=(tf.TensorSpec([k], logits.dtype), tf.TensorSpec([k], tf.int32)),
-    )
+        return tf.math.top_k(tf.reshape(logits, [batch_size, -1]), k=k)
+    anchors = tf.sort(tf.math.top_k(tf.reduce_max(logits, axis=-1), k=k).indices, axis=-1)
+    rows = tf.reshape(tf.gather(logits, anchors, batch_dims=1), [batch_size, -1])
+    values, positions = tf.math.top_k(rows, k=k)
+    anchor_indices = tf.gather(anchors, positions // num_classes, batch_dims=1)
+    return values, anchor_indices * num_classes + positions % num_classes
 
 
 def postprocess(
