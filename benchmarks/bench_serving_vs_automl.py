@@ -1,14 +1,15 @@
 """Serving latency side by side with google/automl: SavedModel `serving_default`, one uint8 image.
 
 Both export d0 at 512 with 90 classes and random weights (automl: `tf2.inspector --mode=export`;
-here: `export_all`, as `efficientdet export` does), decode and NMS included. Each SavedModel is
-then timed in its own process (its own Python and TensorFlow), alternately, --rounds times: the
-median of --runs calls on one 512x512 uint8 image after --warmup calls. The ratio is our latency
-over the original's (lower is better).
+here: `export_all`, as `efficientdet export` does), decode and NMS included. One process of this
+project's TensorFlow then loads both SavedModels and calls them in turn, --runs times each after
+--warmup calls, on one 512x512 uint8 image, so that the machine's ups and downs fall on both
+alike; --rounds such processes. The ratio is the median of our latencies over the median of the
+original's (lower is better).
 
     # AUTOML_DIR, AUTOML_PY: from ../shared/tools/automl-baseline/setup.sh
     . /work/automl-env/env.sh
-    .venv/bin/python benchmarks/bench_serving_vs_automl.py [--rounds 3] [--runs 20]
+    .venv/bin/python benchmarks/bench_serving_vs_automl.py [--rounds 3] [--runs 40]
 
 Without AUTOML_DIR / AUTOML_PY only this project's latency is printed.
 """
@@ -25,21 +26,25 @@ from automl_baseline import original_available, project_environment
 IMAGE_SIZE = 512
 NUM_CLASSES = 90
 
-# Runs in either environment: prints the median latency in ms.
+# Prints the median latency in ms of each SavedModel given, called in turn.
 TIMER = r"""
 import statistics, sys, time
 import numpy as np, tensorflow as tf
-serving = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-name, spec = next(iter(serving.structured_input_signature[1].items()))
-image = tf.constant(np.random.default_rng(0).integers(0, 256, (1, 512, 512, 3)), spec.dtype)
-warmup, runs = int(sys.argv[2]), int(sys.argv[3])
-times = []
+folders, warmup, runs = sys.argv[1:-2], int(sys.argv[-2]), int(sys.argv[-1])
+image = np.random.default_rng(0).integers(0, 256, (1, 512, 512, 3))
+calls = []
+for folder in folders:
+    loaded = tf.saved_model.load(folder)
+    serving = loaded.signatures["serving_default"]
+    name, spec = next(iter(serving.structured_input_signature[1].items()))
+    calls.append((loaded, serving, {name: tf.constant(image, spec.dtype)}))
+times = [[] for _ in folders]
 for call in range(warmup + runs):
-    start = time.perf_counter()
-    outputs = serving(**{name: image})
-    [value.numpy() for value in outputs.values()]
-    times.append(time.perf_counter() - start)
-print(1000 * statistics.median(times[warmup:]))
+    for (_, serving, inputs), latencies in zip(calls, times):
+        start = time.perf_counter()
+        [value.numpy() for value in serving(**inputs).values()]
+        latencies.append(time.perf_counter() - start)
+print(*(1000 * statistics.median(latencies[warmup:]) for latencies in times))
 """
 
 
@@ -86,43 +91,39 @@ def export_original(folder, environment):
     return folder
 
 
-def latency(python, saved_model, warmup, runs, environment):
+def latencies(saved_models, warmup, runs):
+    """Median ms of each SavedModel, timed in turn in one process of this project's TensorFlow."""
     result = subprocess.run(
-        [python, "-c", TIMER, str(saved_model), str(warmup), str(runs)],
+        [sys.executable, "-c", TIMER, *map(str, saved_models), str(warmup), str(runs)],
         check=True,
         capture_output=True,
         text=True,
-        env=environment,
+        env=project_environment(),
     )
-    return float(result.stdout.split()[-1])
+    return [float(value) for value in result.stdout.split()]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
     has_original = original_available()
     original_environment = dict(os.environ)
-    ours_environment = project_environment()
     # This process exports ours with Keras 3, not env.sh's legacy Keras.
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
-        ours = export_ours(Path(directory) / "ours")
-        original = None
+        saved_models = [export_ours(Path(directory) / "ours")]
         if has_original:
-            original = export_original(Path(directory) / "original", original_environment)
+            saved_models.append(export_original(Path(directory) / "original", original_environment))
         for round_ in range(1, args.rounds + 1):
-            our_ms = latency(sys.executable, ours, args.warmup, args.runs, ours_environment)
+            our_ms, *original_ms = latencies(saved_models, args.warmup, args.runs)
             line = f"round {round_}: this project {our_ms:.1f} ms"
-            if original:
-                original_ms = latency(
-                    os.environ["AUTOML_PY"], original, args.warmup, args.runs, original_environment
-                )
+            if original_ms:
                 line += (
-                    f", google/automl {original_ms:.1f} ms; "
-                    f"latency ratio {our_ms / original_ms:.2f}x"
+                    f", google/automl {original_ms[0]:.1f} ms; "
+                    f"latency ratio {our_ms / original_ms[0]:.2f}x"
                 )
             print(line, f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
