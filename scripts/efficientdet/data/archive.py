@@ -20,6 +20,7 @@ import functools
 import gzip
 import itertools
 import lzma
+import os
 import re
 import stat
 import tarfile
@@ -55,6 +56,7 @@ class Extraction:
         self.destination = Path(destination)
         self.max_bytes = max_bytes
         self.processes = processes
+        self.new_files = _NewFiles(destination)
         self.budget = max_bytes
         self.origin = {}  # relative path -> the archive that wrote it
 
@@ -193,41 +195,52 @@ class Extraction:
                     f"unpacked from {self.origin[path]}"
                 )
             return
-        self.budget -= _write_new_file(archive, name, self.destination, path, source, self.budget)
+        self.budget -= self.new_files.write(archive, name, path, source, self.budget)
         if self.budget < 0:
             raise UserError(f"{archive}: entry {name!r} inflates beyond the size limit")
         self.origin[path] = archive.name
 
 
-def _write_new_file(archive, name, destination, path, source, limit):
-    """Copies `source` to the new file `destination/path`, stopping past `limit` bytes; the
-    number of bytes written."""
-    target = destination.joinpath(*path.parts)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(target, "xb")
-    except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
-        raise UserError(
-            f"{archive}: entry {name!r} clashes as file and folder ({error.filename})"
-        ) from None
-    written = 0
-    with stream:
-        while written <= limit and (chunk := source.read(_CHUNK)):
-            written += len(chunk)
-            stream.write(chunk)
-    return written
+class _NewFiles:
+    """Writes new files under `destination`, making each folder once: at thousands of small
+    files, system calls are most of what unpacking costs."""
+
+    def __init__(self, destination):
+        self.destination = str(destination)
+        self.folders = set()
+
+    def write(self, archive, name, path, source, limit):
+        """Copies `source` to the new file `path` (relative), stopping past `limit` bytes; the
+        number of bytes written."""
+        folder = os.path.join(self.destination, *path.parts[:-1])
+        try:
+            if folder not in self.folders:
+                os.makedirs(folder, exist_ok=True)
+                self.folders.add(folder)
+            stream = open(os.path.join(folder, path.name), "xb", buffering=0)
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+            raise UserError(
+                f"{archive}: entry {name!r} clashes as file and folder ({error.filename})"
+            ) from None
+        written = 0
+        with stream:
+            while written <= limit and (chunk := source.read(_CHUNK)):
+                written += len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[stream.write(view) :]
+        return written
 
 
 def _write_zip_entries(archive, destination, entries):
     """Writes the [(ZipInfo, path)] entries of `archive`: one process's part of an extraction.
     Each entry may fill only the size its header declares (the declared sizes were checked
     against the limit)."""
+    new_files = _NewFiles(destination)
     with zipfile.ZipFile(archive) as zip_file:
         for info, path in entries:
             with zip_file.open(info) as source:
-                written = _write_new_file(
-                    archive, info.filename, destination, path, source, info.file_size
-                )
+                written = new_files.write(archive, info.filename, path, source, info.file_size)
             if written > info.file_size:
                 raise UserError(
                     f"{archive}: entry {info.filename!r} inflates beyond its declared size"
