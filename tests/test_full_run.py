@@ -24,8 +24,8 @@ def full_run(tmp_path_factory):
         "model": {"name": "efficientdet-d0", "image_size": 128, "pretrained": None, "hparams": {}},
         "train": {
             "epochs": 2,
-            "batch_size": 8,
-            "examples_per_epoch": 16,
+            "batch_size": 2,
+            "examples_per_epoch": 4,
             "run": RUN,
             "mode": "traineval",
         },

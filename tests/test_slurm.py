@@ -392,11 +392,18 @@ def test_a_request_the_cluster_refuses_fails_with_its_message(
 @pytest.mark.parametrize(
     "snakefile_text, rule, state, reason",
     [
-        (SLEEPER_SNAKEFILE.format(runtime=1), "sleeper", "TIMEOUT", "DUE TO TIME LIMIT"),
+        # SLURM's shortest limit is a minute, and the kill comes up to a minute later: `long`.
+        pytest.param(
+            SLEEPER_SNAKEFILE.format(runtime=1),
+            "sleeper",
+            "TIMEOUT",
+            "DUE TO TIME LIMIT",
+            marks=pytest.mark.long,
+            id="time limit",
+        ),
         # Without cgroups SLURM kills the step and reports FAILED; with them, OUT_OF_MEMORY.
-        (HOG_SNAKEFILE, "hog", "FAILED", "Exceeded job memory limit"),
+        pytest.param(HOG_SNAKEFILE, "hog", "FAILED", "Exceeded job memory limit", id="memory"),
     ],
-    ids=["time limit", "memory"],
 )
 def test_a_job_the_cluster_kills_is_reported_with_its_log(
     workdir, node_cpus, snakefile_text, rule, state, reason
