@@ -12,7 +12,6 @@ from conftest import REFERENCE
 from efficientdet import build_model
 from efficientdet.config import MODEL_NAMES, get_config, parse_image_size
 from efficientdet.errors import UserError
-from efficientdet.model.backbone import build_backbone, keras_efficientnet, stage_outputs
 from efficientdet.model.bifpn import bifpn_nodes, upsample_nearest
 
 PARAM_COUNTS = REFERENCE / "param_counts.json"
@@ -144,23 +143,6 @@ def test_non_square_sizes(image_size, p3_size, p7_size):
     class_outputs, box_outputs = model(np.full((1, height, width, 3), 128.0, "float32"))
     assert tuple(class_outputs[0].shape[1:3]) == p3_size
     assert tuple(box_outputs[-1].shape[1:3]) == p7_size
-
-
-@pytest.mark.parametrize("image_size, same_padding", [((96, 64), True), ((100, 72), False)])
-def test_backbone_pads_as_keras_efficientnet_does(image_size, same_padding):
-    """Sides divisible by 32 drop keras' padding layers for "same" convolutions, with the same
-    features; other sides keep them."""
-    backbone = build_backbone("efficientnet-b0", image_size)
-    keras_cut = keras_efficientnet("efficientnet-b0", image_size)
-    keras_cut = keras.Model(keras_cut.get_layer("stem_conv_pad").input, stage_outputs(keras_cut))
-    keras_cut.set_weights(backbone.get_weights())
-    padding_layers = [
-        layer for layer in backbone.layers if isinstance(layer, keras.layers.ZeroPadding2D)
-    ]
-    assert len(padding_layers) == (0 if same_padding else 5)
-    images = np.random.default_rng(0).normal(size=(2, *image_size, 3)).astype("float32")
-    for ours, theirs in zip(backbone(images), keras_cut(images)):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_too_elongated_size_is_a_user_error():

@@ -32,41 +32,11 @@ def build_backbone(name, image_size, act_type="swish"):
     if name in KERAS_EFFICIENTNETS:
         classifier = keras_efficientnet(name, image_size)
         first_layer = classifier.get_layer("stem_conv_pad")
-        backbone = keras.Model(first_layer.input, stage_outputs(classifier), name=name)
-        if all(side % 32 == 0 for side in image_size):
-            return _with_same_padding(backbone)
-        return backbone
+        return keras.Model(first_layer.input, stage_outputs(classifier), name=name)
     if name in efficientnet_lite.SCALING:
         model = efficientnet_lite.build_efficientnet_lite(name, image_size, act_type)
         return keras.Model(model.inputs, stage_outputs(model), name=name)
     raise ValueError(f"unknown backbone {name!r}")
-
-
-def _with_same_padding(backbone):
-    """The keras EfficientNet `backbone` with each strided convolution padding "same" instead of
-    after a ZeroPadding2D layer (which becomes an Identity), as automl's does.
-
-    keras pads a strided convolution's input by (k // 2 - 1, k // 2) on an even side, exactly
-    what "same" pads; with every strided input even (sides divisible by 32) the outputs are
-    the same, without copying the padded feature map first.
-    """
-    padded = {
-        layer.name.removesuffix("_pad")
-        for layer in backbone.layers
-        if isinstance(layer, keras.layers.ZeroPadding2D)
-    }
-
-    def clone(layer):
-        if isinstance(layer, keras.layers.ZeroPadding2D):
-            return keras.layers.Identity(name=layer.name)
-        config = layer.get_config()
-        if layer.name in padded:
-            config["padding"] = "same"
-        return layer.__class__.from_config(config)
-
-    same = keras.models.clone_model(backbone, clone_function=clone)
-    same.set_weights(backbone.get_weights())
-    return same
 
 
 def keras_efficientnet(name, image_size, weights=None, include_top=False):
