@@ -218,17 +218,13 @@ def test_float_aspect_ratios_are_width_over_height():
 
 
 def test_merged_levels_keep_the_anchor_count_under_an_unknown_batch_size():
-    """Serving graphs take any batch size; postprocess needs the anchor count all the same."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 18]), tf.TensorSpec([None, 2, 2, 18])])
-    def merged(level3, level4):
-        return merge_levels([level3, level4], 2)
-
-    assert merged.get_concrete_function().output_shapes.as_list() == [
-        None,
-        4 * 4 * 9 + 2 * 2 * 9,
-        2,
-    ]
-    values = merged(tf.ones([3, 4, 4, 18]), tf.zeros([3, 2, 2, 18]))
-    assert values.shape == (3, 180, 2)
-    assert float(tf.reduce_sum(values)) == 3 * 4 * 4 * 18
+    """Serving graphs take any batch size; postprocess needs the anchor count all the same.
+    Levels of unknown size (raw outputs of another backend) merge too."""
+    known = [tf.TensorSpec([None, 4, 4, 18]), tf.TensorSpec([None, 2, 2, 18])]
+    unknown = [tf.TensorSpec([None, None, None, 18])] * 2
+    for signature, anchors in ((known, 4 * 4 * 9 + 2 * 2 * 9), (unknown, None)):
+        merged = tf.function(lambda *levels: merge_levels(levels, 2), input_signature=signature)
+        assert merged.get_concrete_function().output_shapes.as_list() == [None, anchors, 2]
+        values = merged(tf.ones([3, 4, 4, 18]), tf.zeros([3, 2, 2, 18]))
+        assert values.shape == (3, 180, 2)
+        assert float(tf.reduce_sum(values)) == 3 * 4 * 4 * 18

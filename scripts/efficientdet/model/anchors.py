@@ -6,8 +6,6 @@ Anchors are ordered level by level, then row, column, then anchor (scale-major o
 Everything here is made of TensorFlow ops, usable inside tf.data and exported graphs.
 """
 
-import math
-
 import numpy as np
 import tensorflow as tf
 from keras.utils import bounding_boxes
@@ -66,12 +64,15 @@ def generate_anchors(image_size, min_level, max_level, num_scales, aspect_ratios
 
 def merge_levels(level_outputs, values_per_anchor):
     """Head outputs (list over levels of [B, h, w, A * K]) -> [B, N, K] in anchor order."""
-    # The anchor count from the static shape: N stays known where the batch size is not (serving),
-    # which postprocess' candidate selection needs.
-    flat = [
-        tf.reshape(out, [-1, math.prod(out.shape[1:]) // values_per_anchor, values_per_anchor])
-        for out in level_outputs
-    ]
+    flat = []
+    for out in level_outputs:
+        # With its size known, a level keeps its anchor count under an unknown batch size
+        # (serving), which postprocess' candidate selection needs.
+        size = out.shape[1:].num_elements()
+        if size is None:
+            flat.append(tf.reshape(out, [tf.shape(out)[0], -1, values_per_anchor]))
+        else:
+            flat.append(tf.reshape(out, [-1, size // values_per_anchor, values_per_anchor]))
     return tf.concat(flat, axis=1)
 
 
