@@ -123,6 +123,18 @@ def test_float32_formats_detect_what_the_checkpoint_detects(exported, reference,
     assert_detections_match(reference, found, MIN_SCORE, **FLOAT32)
 
 
+def test_saved_model_carries_its_weights_as_constants(exported):
+    """So that TensorFlow folds batch norm into the convolutions when it loads the model."""
+    serving = tf.saved_model.load(str(exported.export_dir / "saved_model")).signatures[
+        "serving_default"
+    ]
+    graph_def = serving.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    ops.update(node.op for function in graph_def.library.function for node in function.node_def)
+    assert {"Conv2D", "DepthwiseConv2dNative", "NonMaxSuppressionV5"} <= ops
+    assert not ops & {"VarHandleOp", "ReadVariableOp"}
+
+
 def test_frozen_graph_has_one_input(exported):
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString((exported.export_dir / "frozen_model.pb").read_bytes())

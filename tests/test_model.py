@@ -12,6 +12,11 @@ from conftest import REFERENCE
 from efficientdet import build_model
 from efficientdet.config import MODEL_NAMES, get_config, parse_image_size
 from efficientdet.errors import UserError
+from efficientdet.model.backbone import (
+    keras_efficientnet,
+    pad_within_strided_convolutions,
+    stage_outputs,
+)
 from efficientdet.model.bifpn import bifpn_nodes, upsample_nearest
 
 PARAM_COUNTS = REFERENCE / "param_counts.json"
@@ -143,6 +148,24 @@ def test_non_square_sizes(image_size, p3_size, p7_size):
     class_outputs, box_outputs = model(np.full((1, height, width, 3), 128.0, "float32"))
     assert tuple(class_outputs[0].shape[1:3]) == p3_size
     assert tuple(box_outputs[-1].shape[1:3]) == p7_size
+
+
+@pytest.mark.parametrize("image_size", [(256, 256), (250, 330)])
+def test_strided_convolutions_pad_as_keras_padded_them(image_size):
+    """keras' EfficientNet pads before each strided convolution; the backbone lets each such
+    convolution pad by itself instead ('same'), with the same outputs, odd sides included."""
+    classifier = keras_efficientnet("efficientnet-b0", image_size)
+    stages = keras.Model(classifier.get_layer("stem_conv_pad").input, stage_outputs(classifier))
+    images = np.random.default_rng(0).normal(size=(1, *image_size, 3)).astype("float32")
+    as_keras_built = [np.asarray(stage) for stage in stages(images)]
+
+    pad_within_strided_convolutions(classifier)
+    pads = [layer for layer in classifier.layers if isinstance(layer, keras.layers.ZeroPadding2D)]
+    assert len(pads) == 5 and all(pad.padding == ((0, 0), (0, 0)) for pad in pads)
+    convolutions = [classifier.get_layer(pad.name.removesuffix("_pad")) for pad in pads]
+    assert all(conv.padding == "same" and conv.strides == (2, 2) for conv in convolutions)
+    for expected, found in zip(as_keras_built, stages(images)):
+        np.testing.assert_array_equal(np.asarray(found), expected)
 
 
 def test_too_elongated_size_is_a_user_error():

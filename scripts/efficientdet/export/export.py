@@ -4,8 +4,9 @@ Writes into --output_dir (models/{run}/export/ in the workflow), all or nothing:
 
     saved_model/          serving_default: images uint8 [B, H, W, 3], any size and batch ->
                           boxes [B, N, 4] (ymin, xmin, ymax, xmax in input pixels), scores [B, N],
-                          classes [B, N] (label ids), num_detections [B]; label map as an asset
-    frozen_model.pb       the same function, variables folded into constants
+                          classes [B, N] (label ids), num_detections [B]; label map as an asset;
+                          weights as constants (see efficientdet.export.frozen_graph)
+    frozen_model.pb       the same graph as one GraphDef
     frozen_model.json     its input and output tensor names
     model_fp32.tflite     the network alone (see efficientdet.export.serving):
                           images uint8 [B, h, w, 3]
@@ -31,7 +32,7 @@ from efficientdet import __version__
 from efficientdet.atomic import atomic_output
 from efficientdet.data.label_map import write_label_map
 from efficientdet.errors import UserError
-from efficientdet.export.frozen_graph import write_frozen_graph
+from efficientdet.export.frozen_graph import freeze, save_frozen, write_frozen_graph
 from efficientdet.export.metadata import write_metadata
 from efficientdet.export.serving import (
     INPUT_NAME,
@@ -171,15 +172,16 @@ def export_all(detector, description, folder, formats, quantizations, calibratio
     """Writes the chosen formats into `folder`; returns the names written."""
     write_label_map(folder / LABEL_MAP, description.label_map)
     exported = [LABEL_MAP]
+    if "saved_model" in formats or "frozen_graph" in formats:
+        log.info("freezing the graph")
+        frozen = freeze(detector.detect)
     if "saved_model" in formats:
         log.info("writing the SavedModel")
-        save_saved_model(detector, folder / SAVED_MODEL, folder / LABEL_MAP)
+        label_map = tf.saved_model.Asset(str(folder / LABEL_MAP))
+        save_frozen(detector.detect, folder / SAVED_MODEL, frozen, label_map=label_map)
         exported.append(SAVED_MODEL)
     if "frozen_graph" in formats:
-        log.info("freezing the graph")
-        names = write_frozen_graph(
-            detector.detect, folder / FROZEN_GRAPH, [INPUT_NAME], OUTPUT_NAMES
-        )
+        names = write_frozen_graph(frozen, folder / FROZEN_GRAPH, [INPUT_NAME], OUTPUT_NAMES)
         (folder / FROZEN_GRAPH_NAMES).write_text(json.dumps(names, indent=2) + "\n")
         exported += [FROZEN_GRAPH, FROZEN_GRAPH_NAMES]
     if "tflite" in formats:
@@ -194,15 +196,6 @@ def export_all(detector, description, folder, formats, quantizations, calibratio
         save_onnx(detector, folder / ONNX_MODEL)
         exported.append(ONNX_MODEL)
     return exported
-
-
-def save_saved_model(detector, path, label_map_path):
-    root = tf.Module()
-    # The detector's keras layers (some kept in nested lists) are tracked through their variables.
-    root.model_variables = list(detector.model.variables)
-    root.detect = detector.detect
-    root.label_map = tf.saved_model.Asset(str(label_map_path))
-    tf.saved_model.save(root, str(path), signatures={"serving_default": detector.detect})
 
 
 def save_onnx(detector, path):

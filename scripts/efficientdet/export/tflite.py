@@ -9,26 +9,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from efficientdet.export.frozen_graph import freeze
+from efficientdet.export.frozen_graph import save_frozen
 
 QUANTIZATIONS = ("fp32", "fp16", "int8")
-
-
-def _constants_only_saved_model(function, directory):
-    """Saves `function` (a tf.function with an input_signature) frozen, as serving_default."""
-    frozen = freeze(function)
-    output_names = sorted(function.get_concrete_function().structured_outputs)
-    spec = function.input_signature[0]
-
-    @tf.function(input_signature=[spec])
-    def serving(images):
-        return dict(zip(output_names, frozen(images)))
-
-    module = tf.Module()
-    module.serving = serving
-    # Keras' swish carries a custom gradient whose captures cannot be saved; inference needs none.
-    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-    tf.saved_model.save(module, directory, signatures={"serving_default": serving}, options=options)
 
 
 def convert_to_tflite(function, quantizations, calibration_images=None):
@@ -44,7 +27,7 @@ def convert_to_tflite(function, quantizations, calibration_images=None):
         raise ValueError("int8 quantization needs calibration images")
     models = {}
     with tempfile.TemporaryDirectory(prefix="tflite-") as directory:
-        _constants_only_saved_model(function, directory)
+        save_frozen(function, directory)
         for quantization in quantizations:
             converter = tf.lite.TFLiteConverter.from_saved_model(directory)
             if quantization == "fp16":
