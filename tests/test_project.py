@@ -41,3 +41,25 @@ def test_every_stage_has_one_name():
         assert (REPO / "scripts" / "efficientdet" / stage / f"{command}.py").exists(), command
     assert {rule: called for rule, called in rule_commands.items() if rule != called} == {}
     assert set(rule_commands) == set(COMMANDS)
+
+
+def test_rules_pass_their_threads_on():
+    """A command with a --threads option gets its rule's `threads:`: left to count the cores
+    itself, it would take every core of a cluster node, whatever the job was given."""
+    rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
+    blocks = re.split(r"^(?=(?:rule|checkpoint) )", rules, flags=re.M)
+    asking = {
+        re.search(r"efficientdet (\w+)", block).group(1): block
+        for block in blocks
+        if re.search(r"^\s+threads:", block, flags=re.M)
+    }
+    from efficientdet.cli import COMMANDS
+
+    modules = {command: f"{stage}/{command}.py" for command, (stage, _) in COMMANDS.items()}
+    counting = [
+        command
+        for command in asking
+        if '"--threads"' in (REPO / "scripts" / "efficientdet" / modules[command]).read_text()
+    ]
+    assert {"unpack", "index"} <= set(counting)
+    assert [command for command in counting if "--threads {threads}" not in asking[command]] == []

@@ -37,7 +37,7 @@ rule unpack:
         max_gb=DATASET_CONFIG["max_unpacked_gb"],
     shell:
         "efficientdet unpack --archive {input:q} --output {output:q} --max_gb {params.max_gb}"
-        " > {log:q} 2>&1"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule index:
