@@ -11,9 +11,9 @@ The stdlib csv module reads it here so that shard jobs stay quick to start.
 """
 
 import csv
-import dataclasses
 import itertools
 import operator
+from typing import NamedTuple
 
 from efficientdet.data.objects import VocObject
 from efficientdet.errors import UserError
@@ -36,8 +36,7 @@ COLUMNS = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageEntry:
+class ImageEntry(NamedTuple):
     image_id: int
     image: str
     annotation: str

@@ -5,7 +5,6 @@ report that collects every warning. Any error (listed all together) leaves none 
 """
 
 import concurrent.futures
-import dataclasses
 import functools
 import logging
 import os
@@ -178,10 +177,7 @@ def run(args):
     entries, image_warnings = _check_all(args.voc, pairs, args.threads)
     label_map, label_warnings = _label_map(entries, given, args.voc)
     warnings += image_warnings + label_warnings
-    entries = [
-        dataclasses.replace(entry, image_id=image_id)
-        for image_id, entry in enumerate(entries, start=1)
-    ]
+    entries = [entry._replace(image_id=image_id) for image_id, entry in enumerate(entries, start=1)]
     with (
         atomic_output(args.annotations) as table,
         atomic_output(args.label_map_output) as label_map_file,

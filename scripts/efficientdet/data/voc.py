@@ -170,8 +170,7 @@ def validate(annotation, width, height, path):
             )
         clipped = box
         if min(box.xmin, box.ymin) < 0 or box.xmax > width or box.ymax > height:
-            clipped = dataclasses.replace(
-                box,
+            clipped = box._replace(
                 xmin=min(max(box.xmin, 0.0), width),
                 xmax=min(max(box.xmax, 0.0), width),
                 ymin=min(max(box.ymin, 0.0), height),
