@@ -162,14 +162,22 @@ def test_exported_function_with_unknown_batch(tmp_path, method):
 
 
 @pytest.mark.parametrize(
-    "num_anchors, k, spread", [(300, 40, 1.0), (300, 300, 1.0), (20, 40, 1.0), (300, 40, 0.0)]
+    "level_sizes, k, spread",
+    [
+        ((300,), 40, 1.0),
+        ((192, 48, 12, 48), 40, 1.0),
+        ((192, 48, 12, 48), 300, 1.0),
+        ((12, 8), 40, 1.0),
+        ((192, 48, 12, 48), 40, 0.0),
+    ],
 )
-def test_top_candidates_equal_a_plain_top_k_ties_included(num_anchors, k, spread):
+def test_top_candidates_equal_a_plain_top_k_ties_included(level_sizes, k, spread):
     # Logits rounded to a few values, or all equal (an untrained head): many ties, which must
-    # resolve in index order.
+    # resolve in index order, across the levels' boundaries too.
     rng = np.random.default_rng(0)
-    logits = tf.constant(np.round(spread * rng.normal(size=(2, num_anchors, 7)), 1), tf.float32)
-    values, indices = top_candidates(logits, k)
+    shape = (2, sum(level_sizes), 7)
+    logits = tf.constant(np.round(spread * rng.normal(size=shape), 1), tf.float32)
+    values, indices = top_candidates(tf.split(logits, level_sizes, axis=1), k)
     expected_values, expected_indices = tf.math.top_k(tf.reshape(logits, [2, -1]), k=k)
     np.testing.assert_array_equal(values, expected_values)
     np.testing.assert_array_equal(indices, expected_indices)

@@ -42,11 +42,14 @@ def model_anchors(config):
     )
 
 
-def detections_from_network(class_logits, box_deltas, config, image_scales=None, image_sizes=None):
-    """Decode and NMS of the network's merged outputs: a dict of OUTPUT_NAMES tensors."""
+def detections_from_network(
+    class_outputs, box_outputs, config, image_scales=None, image_sizes=None
+):
+    """Decode and NMS of the network's outputs (lists over levels; `Detector.network`'s merged
+    tensors are one level): a dict of OUTPUT_NAMES tensors."""
     return postprocess(
-        [tf.convert_to_tensor(class_logits, tf.float32)],
-        [tf.convert_to_tensor(box_deltas, tf.float32)],
+        class_outputs,
+        box_outputs,
         model_anchors(config),
         config.image_size,
         image_scales,
@@ -85,7 +88,7 @@ class Detector:
         class_outputs, box_outputs = self.model(resized, training=False)
         with tf.name_scope("postprocess"):
             detections = detections_from_network(
-                *merge_head_outputs(class_outputs, box_outputs), self.config, scales, image_sizes
+                class_outputs, box_outputs, self.config, scales, image_sizes
             )
         # Named identities give the frozen graph fixed output node names.
         return {name: tf.identity(detections[name], name=name) for name in OUTPUT_NAMES}

@@ -134,7 +134,7 @@ class _NetworkBackend:
 def _postprocess_function(config, num_classes):
     """Decode and NMS as one tf.function per model, traced once for any batch size."""
     return tf.function(
-        lambda logits, deltas: detections_from_network(logits, deltas, config),
+        lambda logits, deltas: detections_from_network([logits], [deltas], config),
         input_signature=[
             tf.TensorSpec([None, None, num_classes], tf.float32),
             tf.TensorSpec([None, None, 4], tf.float32),

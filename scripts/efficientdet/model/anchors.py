@@ -62,8 +62,8 @@ def generate_anchors(image_size, min_level, max_level, num_scales, aspect_ratios
     return tf.constant(np.concatenate(levels), tf.float32)
 
 
-def merge_levels(level_outputs, values_per_anchor):
-    """Head outputs (list over levels of [B, h, w, A * K]) -> [B, N, K] in anchor order."""
+def flatten_levels(level_outputs, values_per_anchor):
+    """Head outputs (list over levels of [B, h, w, A * K]) -> list of [B, h * w * A, K]."""
     flat = []
     for out in level_outputs:
         # With its size known, a level keeps its anchor count under an unknown batch size
@@ -73,15 +73,27 @@ def merge_levels(level_outputs, values_per_anchor):
             flat.append(tf.reshape(out, [tf.shape(out)[0], -1, values_per_anchor]))
         else:
             flat.append(tf.reshape(out, [-1, size // values_per_anchor, values_per_anchor]))
-    return tf.concat(flat, axis=1)
+    return flat
+
+
+def merge_levels(level_outputs, values_per_anchor):
+    """Head outputs (list over levels of [B, h, w, A * K]) -> [B, N, K] in anchor order."""
+    return tf.concat(flatten_levels(level_outputs, values_per_anchor), axis=1)
+
+
+def head_levels(cls_outputs, box_outputs):
+    """The model's (class, box) head outputs -> (logits: list over levels of [B, N_l, C],
+    deltas [B, N, 4]), float32."""
+    num_anchors = box_outputs[0].shape[-1] // 4
+    num_classes = cls_outputs[0].shape[-1] // num_anchors
+    levels = [tf.cast(level, tf.float32) for level in flatten_levels(cls_outputs, num_classes)]
+    return levels, tf.cast(merge_levels(box_outputs, 4), tf.float32)
 
 
 def merge_head_outputs(cls_outputs, box_outputs):
     """The model's (class, box) head outputs -> (logits [B, N, C], deltas [B, N, 4]), float32."""
-    num_anchors = box_outputs[0].shape[-1] // 4
-    num_classes = cls_outputs[0].shape[-1] // num_anchors
-    logits = tf.cast(merge_levels(cls_outputs, num_classes), tf.float32)
-    return logits, tf.cast(merge_levels(box_outputs, 4), tf.float32)
+    levels, deltas = head_levels(cls_outputs, box_outputs)
+    return tf.concat(levels, axis=1), deltas
 
 
 def encode_boxes(boxes, anchors):
