@@ -35,11 +35,18 @@ def _median_ms(function, runs):
     return 1e3 * statistics.median(timings)
 
 
-def forward_ms(model_name, size, batch, runs):
+def _model_and_images(model_name, size, batch):
     import jax
 
     model = build_model(model_name, 90, (size, size))
     images = jax.device_put(np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)))
+    return model, images
+
+
+def forward_ms(model_name, size, batch, runs):
+    import jax
+
+    model, images = _model_and_images(model_name, size, batch)
     trainable = [v.value for v in model.trainable_variables]
     frozen = [v.value for v in model.non_trainable_variables]
 
@@ -54,10 +61,9 @@ def forward_ms(model_name, size, batch, runs):
 def train_step_ms(model_name, size, batch, runs):
     import jax
 
-    model = build_model(model_name, 90, (size, size))
+    model, images = _model_and_images(model_name, size, batch)
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
-    images = jax.device_put(np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)))
     state = (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
