@@ -50,6 +50,18 @@ def test_tfrecords_stats_and_inspect_then_nothing_to_do(workdir):
     assert _mtimes(workdir / "results") == before
 
 
+@pytest.mark.parametrize("broken", [False, True], ids=["succeeding", "failing"])
+def test_a_run_ends_with_its_jobs_not_a_scheduler_timespan_later(workdir, broken):
+    # Snakemake's scheduler leaves a Timer of the rate limiter's timespan running at the end;
+    # the workflow cancels it, so with a 10-minute timespan the run still ends at once.
+    if broken:
+        (workdir / "resources" / SAMPLE_ZIP.name).write_bytes(b"not a zip")
+    result = run_snakemake(
+        workdir, "results/sample/voc", "--max-jobs-per-timespan", "10/10m", check=False, timeout=60
+    )
+    assert result.returncode == int(broken), result.stderr[-3000:]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         self.server.requests.append(self.command)

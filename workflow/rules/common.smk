@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import sys
+import threading
 import urllib.parse
 from pathlib import PurePosixPath
 
@@ -432,3 +433,25 @@ def default_targets():
             "`snakemake --report report.html`"
         )
     return list(itertools.chain(*done))
+
+
+# Run end. Snakemake 9's job rate limiter (--max-jobs-per-timespan, default 100/1s) starts a
+# non-daemon threading.Timer on every scheduler pass, only to wake the scheduler again, and the
+# interpreter waits for the last one before it exits: each run, and each cluster job's run,
+# would end a timespan after its work.
+
+
+def cancel_scheduler_timers():
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and thread.function.__module__.startswith(
+            "snakemake.scheduling"
+        ):
+            thread.cancel()
+
+
+onsuccess:
+    cancel_scheduler_timers()
+
+
+onerror:
+    cancel_scheduler_timers()
