@@ -144,7 +144,7 @@ def test_data_stage_runs_as_slurm_jobs_and_gpu_rule_gets_a_gpu(workdir, node_cpu
 
     jobs = _slurm_jobs(workdir)
     expected = ["unpack", "index", "split", "ground_truth", "gpu_probe"] + ["shard"] * len(shards)
-    assert sorted(jobs.values()) == sorted(expected), "all but `download` (local) go to SLURM"
+    assert sorted(jobs.values()) == sorted(expected), "every job goes to SLURM"
     accounting = _accounting(jobs)
     assert sorted(accounting) == sorted(jobs)
     assert {state for _, state, _, _ in accounting.values()} == {"COMPLETED"}
@@ -195,7 +195,7 @@ def test_whole_dag_on_slurm_then_only_new_evaluations(workdir, node_cpus):
 
     jobs = _slurm_jobs(workdir)
     shards = len(list((workdir / "results" / "sample" / "tfrecords").glob("*.tfrecord")))
-    # download and the metrics table are local rules; every other job went through sbatch.
+    # The metrics table is a local rule; every other job went through sbatch.
     assert sorted(jobs.values()) == sorted(
         ["unpack", "index", "split", "ground_truth", "dataset_stats", "train", "export", "infer"]
         + ["shard"] * shards

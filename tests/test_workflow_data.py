@@ -3,12 +3,13 @@
 import functools
 import hashlib
 import http.server
+import os
 import threading
 
 import pytest
 import yaml
 
-from conftest import SAMPLE_ZIP, run_snakemake
+from conftest import SAMPLE_ZIP, planned_jobs, run_snakemake
 from data_helpers import write_zip
 from efficientdet.data.dataset_stats import OUTPUTS as STATS_OUTPUTS
 
@@ -48,6 +49,12 @@ def test_tfrecords_stats_and_inspect_then_nothing_to_do(workdir):
     again = run_snakemake(workdir, "tfrecords", "dataset_stats", "inspect")
     assert "Nothing to be done" in again.stdout + again.stderr
     assert _mtimes(workdir / "results") == before
+
+    # The local archive was read where it lies, not copied; a newer one is unpacked again.
+    assert not (workdir / "resources" / "datasets").exists()
+    archive = workdir / "resources" / SAMPLE_ZIP.name
+    os.utime(archive, (archive.stat().st_atime, archive.stat().st_mtime + 10))
+    assert planned_jobs(run_snakemake(workdir, "tfrecords", "-n"))["unpack"] == 1
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["succeeding", "failing"])

@@ -148,14 +148,31 @@ def dataset_archives():
 
 
 ARCHIVES = dataset_archives()
-ARCHIVE_FILES = [f"resources/datasets/{DATASET}/{name}" for name in ARCHIVES]
+
+
+def local_path(url):
+    """The file of a local dataset.url (a path or a file:// URL); None for a remote one."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme:
+        return url
+    return urllib.parse.unquote(parts.path) if parts.scheme.lower() == "file" else None
+
+
+# A local archive without a sha256 is read where it lies. The others reach `unpack` through
+# `download`, which fetches them, or copies and checks them, into resources/datasets/.
+DOWNLOADS = [name for name, (url, sha256) in ARCHIVES.items() if sha256 or local_path(url) is None]
+ARCHIVE_FILES = [
+    f"resources/datasets/{DATASET}/{name}" if name in DOWNLOADS else local_path(url)
+    for name, (url, _) in ARCHIVES.items()
+]
 
 
 def dataset_source(wildcards):
     """The archive that `download` reads: a storage object for remote URLs, else a path."""
     url = ARCHIVES[wildcards.archive][0]
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
+    if local_path(url) is not None:
+        return local_path(url)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return storage.http(url)
     if scheme in ("s3", "gs"):
@@ -165,14 +182,10 @@ def dataset_source(wildcards):
                 f"dataset.url {url}: {scheme}:// needs snakemake-storage-plugin-{provider}"
             )
         return getattr(storage, provider)(url)
-    if scheme == "file":
-        return urllib.parse.unquote(parts.path)
-    if scheme:
-        raise WorkflowError(
-            f"dataset.url {url}: unsupported URL scheme {scheme!r} "
-            "(use http, https, s3, gs, file or a local path)"
-        )
-    return url
+    raise WorkflowError(
+        f"dataset.url {url}: unsupported URL scheme {scheme!r} "
+        "(use http, https, s3, gs, file or a local path)"
+    )
 
 
 def sha256_option(wildcards):

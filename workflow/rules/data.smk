@@ -10,7 +10,7 @@ rule download:
     log:
         f"logs/{DATASET}/download/{{archive}}.log",
     wildcard_constraints:
-        archive="|".join(map(re.escape, ARCHIVES)),
+        archive="|".join(map(re.escape, DOWNLOADS)),
     localrule: True
     conda:
         DATA_ENV
