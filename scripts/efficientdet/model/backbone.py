@@ -9,6 +9,7 @@ backbones are written here with the same layer names.
 import keras
 
 from efficientdet.model import efficientnet_lite
+from efficientdet.model.batch_norm import fuse_batch_norms
 
 KERAS_EFFICIENTNETS = {
     "efficientnet-b0": keras.applications.EfficientNetB0,
@@ -32,6 +33,7 @@ def build_backbone(name, image_size, act_type="swish"):
     if name in KERAS_EFFICIENTNETS:
         classifier = keras_efficientnet(name, image_size)
         pad_within_strided_convolutions(classifier)
+        fuse_batch_norms(classifier)
         first_layer = classifier.get_layer("stem_conv_pad")
         return keras.Model(first_layer.input, stage_outputs(classifier), name=name)
     if name in efficientnet_lite.SCALING:

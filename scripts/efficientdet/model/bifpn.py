@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from efficientdet.errors import UserError
+from efficientdet.model.batch_norm import FusedBatchNormalization
 from efficientdet.model.lazy_layer import LazyLayer
 
 FUSION_EPSILON = 1e-4
@@ -62,7 +63,7 @@ class ResampleFeatureMap(keras.layers.Layer):
         if channels != self.num_channels:
             self.projection = (
                 keras.layers.Conv2D(self.num_channels, 1, padding="same", name="conv2d"),
-                keras.layers.BatchNormalization(name="bn"),
+                FusedBatchNormalization(name="bn"),
             )
         self.pool = None
         if height > target_height and width > target_width:
@@ -105,7 +106,7 @@ class OpAfterCombine(LazyLayer):
         self.act_type = act_type
         self.activation = keras.activations.get(act_type)
         self.conv = keras.layers.SeparableConv2D(num_filters, 3, padding="same", name="conv")
-        self.bn = keras.layers.BatchNormalization(name="bn")
+        self.bn = FusedBatchNormalization(name="bn")
 
     def get_config(self):
         return {**super().get_config(), "num_filters": self.num_filters, "act_type": self.act_type}

@@ -8,6 +8,8 @@ import math
 
 import keras
 
+from efficientdet.model.batch_norm import FusedBatchNormalization
+
 # name: (width coefficient, depth coefficient)
 SCALING = {
     "efficientnet-lite0": (1.0, 1.0),
@@ -63,7 +65,7 @@ def build_efficientnet_lite(name, image_size, act_type="relu6"):
         kernel_initializer=KERNEL_INITIALIZER,
         name="stem_conv",
     )(images)
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = FusedBatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation(act_type, name="stem_activation")(x)
 
     total_blocks = sum(
@@ -104,7 +106,7 @@ def inverted_residual_block(
             kernel_initializer=KERNEL_INITIALIZER,
             name=prefix + "expand_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=prefix + "expand_bn")(x)
+        x = FusedBatchNormalization(name=prefix + "expand_bn")(x)
         x = keras.layers.Activation(act_type, name=prefix + "expand_activation")(x)
     x = keras.layers.DepthwiseConv2D(
         kernel_size,
@@ -114,7 +116,7 @@ def inverted_residual_block(
         depthwise_initializer=KERNEL_INITIALIZER,
         name=prefix + "dwconv",
     )(x)
-    x = keras.layers.BatchNormalization(name=prefix + "bn")(x)
+    x = FusedBatchNormalization(name=prefix + "bn")(x)
     x = keras.layers.Activation(act_type, name=prefix + "activation")(x)
     x = keras.layers.Conv2D(
         filters_out,
@@ -124,7 +126,7 @@ def inverted_residual_block(
         kernel_initializer=KERNEL_INITIALIZER,
         name=prefix + "project_conv",
     )(x)
-    x = keras.layers.BatchNormalization(name=prefix + "project_bn")(x)
+    x = FusedBatchNormalization(name=prefix + "project_bn")(x)
     if stride == 1 and filters_in == filters_out:
         if drop_rate > 0:
             x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=prefix + "drop")(

@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+from efficientdet.model.batch_norm import FusedBatchNormalization
 from efficientdet.model.lazy_layer import LazyLayer
 
 CLASS_PRIOR_PROBABILITY = 0.01
@@ -50,7 +51,7 @@ class PredictionHead(LazyLayer):
         )
         self.batch_norms = tuple(
             tuple(
-                keras.layers.BatchNormalization(name=f"{prefix}-{i}-bn-{level}")
+                FusedBatchNormalization(name=f"{prefix}-{i}-bn-{level}")
                 for level in range(min_level, max_level + 1)
             )
             for i in range(repeats)
