@@ -24,7 +24,7 @@ def test_failed_job_shows_its_error_in_snakemake_output(workdir):
     )
     assert result.returncode != 0
     log = (workdir / "logs" / "sample" / "unpack.log").read_text().strip().splitlines()
-    assert "sample/sample-voc.zip" in log[-1]  # the error, naming the archive, ends the log
+    assert "resources/sample-voc.zip" in log[-1]  # the error, naming the archive, ends the log
     assert log[-1] in result.stdout + result.stderr
 
 
