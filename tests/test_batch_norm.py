@@ -74,3 +74,22 @@ def test_every_batch_norm_of_the_network_is_fused_and_trains_fused():
     graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(images).graph
     fused_ops = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
     assert len(fused_ops) == len(norms)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_in_float32_and_returns_the_compute_dtype(policy):
+    shape = (4, 6, 6, 8)
+    x = tf.random.normal(shape, 2.0, 3.0)
+    plain, _ = _pair(shape)
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        _, mixed = _pair(shape)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    found = mixed(tf.cast(x, mixed.compute_dtype), training=True)
+    assert found.dtype == mixed.compute_dtype
+    expected = plain(tf.cast(tf.cast(x, mixed.compute_dtype), "float32"), training=True)
+    np.testing.assert_allclose(tf.cast(found, "float32"), expected, atol=0.05)
+    for want, got in zip(plain.non_trainable_weights, mixed.non_trainable_weights):
+        assert got.dtype == "float32"
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
