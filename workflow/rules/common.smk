@@ -170,8 +170,9 @@ ARCHIVE_FILES = [
 def dataset_source(wildcards):
     """The archive that `download` reads: a storage object for remote URLs, else a path."""
     url = ARCHIVES[wildcards.archive][0]
-    if local_path(url) is not None:
-        return local_path(url)
+    path = local_path(url)
+    if path is not None:
+        return path
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return storage.http(url)
