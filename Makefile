@@ -10,6 +10,8 @@ CORES ?= all
 # The extras `make` installs; the container image takes cpu,slurm,s3 (no test tools).
 EXTRAS ?= cpu,slurm,test
 TARGET ?= all
+# Test processes; each test file runs whole in one, so its services and fixtures are built once.
+TEST_WORKERS ?= 2
 BIN = $(VENV)/bin
 # Snakemake finds `--profile NAME` in ./NAME, then in the user's and the site's config folders.
 PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
@@ -30,10 +32,10 @@ run: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --show-failed-logs $(TARGET)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-all: $(BIN)/.installed
-	$(BIN)/pytest -m 'not long and not container'
+	$(BIN)/pytest -m 'not long and not container' -n $(TEST_WORKERS) --dist loadfile
 
 test-long: $(BIN)/.installed
 	$(BIN)/pytest -m 'long or container'
