@@ -13,6 +13,7 @@ TARGET ?= all
 # Test processes; each test file runs whole in one, so its services and fixtures are built once.
 TEST_WORKERS ?= 2
 BIN = $(VENV)/bin
+PARALLEL_PYTEST = $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 # Snakemake finds `--profile NAME` in ./NAME, then in the user's and the site's config folders.
 PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 PROFILES = local slurm cloud
@@ -32,10 +33,10 @@ run: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --show-failed-logs $(TARGET)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PARALLEL_PYTEST)
 
 test-all: $(BIN)/.installed
-	$(BIN)/pytest -m 'not long and not container' -n $(TEST_WORKERS) --dist loadfile
+	$(PARALLEL_PYTEST) -m 'not long and not container'
 
 test-long: $(BIN)/.installed
 	$(BIN)/pytest -m 'long or container'
