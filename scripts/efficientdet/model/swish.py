@@ -5,6 +5,9 @@ four multiplies and adds), each a full pass over the activations; the network ha
 convolution, so on a CPU these passes are an eighth of a training step. Here the gradient is
 compiled by XLA into one pass. The forward pass stays TensorFlow's own, the op that oneDNN fuses,
 so values and inference graphs are unchanged.
+
+Measured on CPUs only (9% of a d0 training step at 256 px): on a GPU or TPU the step keeps
+TensorFlow's gradient, and `--jit_compile` fuses the whole step there.
 """
 
 import keras
@@ -32,11 +35,10 @@ def swish(x):
 
 
 def fuse_swish_gradients(model):
-    """Makes every layer of `model` that applies keras' swish apply `swish`, in place.
-
-    Only the TensorFlow backend has the custom gradient; other backends keep keras' swish.
-    """
-    if keras.backend.backend() != "tensorflow":
+    """Makes every layer of `model` that applies keras' swish apply `swish`, in place, when
+    TensorFlow trains on CPUs; otherwise the model keeps keras' swish."""
+    accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    if keras.backend.backend() != "tensorflow" or accelerated:
         return
     for layer in flatten_layers(model):
         if getattr(layer, "activation", None) is keras.activations.swish:
