@@ -7,7 +7,14 @@ import pytest
 import tensorflow as tf
 
 from efficientdet.model.anchors import encode_boxes, generate_anchors
-from efficientdet.train.losses import box_iou, detection_loss, focal_loss, huber_loss, iou_loss
+from efficientdet.train.losses import (
+    box_iou,
+    detection_loss,
+    focal_loss,
+    huber_loss,
+    iou_loss,
+    weighted_focal_loss_sum,
+)
 
 
 def numpy_focal(logits, targets, alpha, gamma, label_smoothing=0.0):
@@ -32,6 +39,40 @@ def test_focal_loss_matches_formula(label_smoothing):
     loss = focal_loss(logits, targets, 0.25, 1.5, label_smoothing).numpy()
     np.testing.assert_allclose(
         loss, numpy_focal(logits, targets, 0.25, 1.5, label_smoothing), rtol=1e-4, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("gamma, label_smoothing", [(1.5, 0.0), (1.5, 0.1), (0.0, 0.0), (0.5, 0.1)])
+def test_weighted_focal_loss_sum_and_its_fused_gradient_are_exact(gamma, label_smoothing):
+    rng = np.random.default_rng(2)
+    logits = rng.normal(scale=3.0, size=(2, 50, 6))
+    logits[0, :4] = [[-40.0], [40.0], [-17.0], [17.0]]  # saturated sigmoids, both signs
+    labels = rng.integers(-1, 6, (2, 50))
+    weights = (rng.random((2, 50, 1)) < 0.8).astype(np.float32)
+    options = dict(alpha=0.25, gamma=gamma, label_smoothing=label_smoothing)
+
+    def value_and_gradient(loss, dtype):
+        x = tf.constant(logits, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = loss(x, tf.one_hot(labels, 6, dtype=dtype), tf.constant(weights, dtype))
+        return value.numpy(), tape.gradient(value, x).numpy()
+
+    # The exact values: TensorFlow's own gradient of the formula, in float64.
+    want, want_gradient = value_and_gradient(
+        lambda x, targets, weights: tf.reduce_sum(focal_loss(x, targets, **options) * weights),
+        tf.float64,
+    )
+    got, got_gradient = value_and_gradient(
+        lambda x, targets, weights: weighted_focal_loss_sum(x, targets, weights, **options),
+        tf.float32,
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert np.all(np.isfinite(got_gradient))
+    # Beyond |logit| 15, 1 - p_t cancels in float32, in this loss as in the original's.
+    moderate = np.abs(logits) < 15
+    np.testing.assert_allclose(
+        got_gradient[moderate], want_gradient[moderate], rtol=1e-3, atol=1e-6
     )
 
 

@@ -29,6 +29,48 @@ def focal_loss(logits, targets, alpha=0.25, gamma=1.5, label_smoothing=0.0):
     return alpha_factor * modulating_factor * cross_entropy
 
 
+def weighted_focal_loss_sum(logits, targets, weights, alpha=0.25, gamma=1.5, label_smoothing=0.0):
+    """sum(focal_loss(logits, targets) * weights), `weights` broadcast against `logits`.
+
+    The class loss covers every anchor and class, so TensorFlow's gradient of it is a chain of
+    about twenty elementwise passes over [B, N, classes]. Here the loss and its gradient are
+    each one XLA kernel. For one-hot targets t, with p = sigmoid(logits) and s the smoothed
+    labels, the focal loss' derivative simplifies to
+    alpha_t (1 - p_t)^gamma ((p - s) - gamma (p + t - 1) cross_entropy), finite for any gamma.
+    """
+    options = dict(alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+
+    @tf.custom_gradient
+    def summed(logits):
+        # Summed over classes in the kernel, over anchors here: TensorFlow's sum is the more
+        # exact one for millions of terms.
+        loss = tf.reduce_sum(_weighted_focal_loss(logits, targets, weights, **options))
+
+        def gradient(upstream):
+            return upstream * _focal_loss_gradient(logits, targets, weights, **options)
+
+        return loss, gradient
+
+    return summed(logits)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _weighted_focal_loss(logits, targets, weights, alpha, gamma, label_smoothing):
+    elementwise = focal_loss(logits, targets, alpha, gamma, label_smoothing) * weights
+    return tf.reduce_sum(elementwise, axis=-1)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _focal_loss_gradient(logits, targets, weights, alpha, gamma, label_smoothing):
+    probs = tf.sigmoid(logits)
+    p_t = targets * probs + (1.0 - targets) * (1.0 - probs)
+    alpha_factor = targets * alpha + (1.0 - targets) * (1.0 - alpha)
+    smoothed = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=smoothed, logits=logits)
+    slope = (probs - smoothed) - gamma * (probs + targets - 1.0) * cross_entropy
+    return weights * alpha_factor * (1.0 - p_t) ** gamma * slope
+
+
 def huber_loss(box_outputs, box_targets, delta=0.1):
     """Element-wise Huber loss between box deltas, same shape as the inputs."""
     return keras.losses.huber(
@@ -109,7 +151,7 @@ def detection_loss(
     one_hot = tf.one_hot(cls_targets, logits.shape[-1], dtype=tf.float32)
     not_ignored = tf.cast(cls_targets != IGNORE, tf.float32)[..., tf.newaxis]
     class_loss = (
-        tf.reduce_sum(focal_loss(logits, one_hot, alpha, gamma, label_smoothing) * not_ignored)
+        weighted_focal_loss_sum(logits, one_hot, not_ignored, alpha, gamma, label_smoothing)
         / normalizer
     )
 
