@@ -9,7 +9,7 @@ import tensorflow as tf
 from efficientdet import build_model
 from efficientdet.config import get_config
 from efficientdet.keras_internals import flatten_layers
-from efficientdet.model.swish import fuse_swish_gradients, swish
+from efficientdet.model.swish import swish
 from efficientdet.train import optimization
 from efficientdet.train.trainer import DetectionTrainer
 
@@ -86,14 +86,3 @@ def test_the_trainer_switches_every_swish_of_the_detector_and_keeps_its_outputs(
     after = detector(images, training=False)
     for want, got in zip(tf.nest.flatten(before), tf.nest.flatten(after)):
         np.testing.assert_array_equal(got, want)
-
-
-def test_on_an_accelerator_the_detector_keeps_keras_swish(monkeypatch):
-    gpu = tf.config.LogicalDevice("/device:GPU:0", "GPU")
-    monkeypatch.setattr(
-        tf.config, "list_logical_devices", lambda kind=None: [gpu] if kind == "GPU" else []
-    )
-    detector = build_model("efficientdet-d0", num_classes=3, image_size=64)
-    fuse_swish_gradients(detector)
-    activations = [getattr(layer, "activation", None) for layer in flatten_layers(detector)]
-    assert keras.activations.swish in activations and swish not in activations

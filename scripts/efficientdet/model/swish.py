@@ -1,13 +1,13 @@
 """Swish whose gradient is one fused kernel.
 
 TensorFlow differentiates swish, x * sigmoid(x), as a chain of elementwise ops (a sigmoid, then
-four multiplies and adds), each a full pass over the activations; the network has one swish per
-convolution, so on a CPU these passes are an eighth of a training step. Here the gradient is
+four multiplies and adds), each a full pass over the activations; the network has a swish after
+most convolutions, so on a CPU these passes are an eighth of a training step. Here the gradient is
 compiled by XLA into one pass. The forward pass stays TensorFlow's own, the op that oneDNN fuses,
 so values and inference graphs are unchanged.
 
-Measured on CPUs only (9% of a d0 training step at 256 px): on a GPU or TPU the step keeps
-TensorFlow's gradient, and `--jit_compile` fuses the whole step there.
+On a CPU this makes a d0 training step at 256 px 9% faster. XLA comes with every TensorFlow
+build (the CUDA build with its compiler), so the kernel compiles on any device.
 """
 
 import keras
@@ -35,10 +35,11 @@ def swish(x):
 
 
 def fuse_swish_gradients(model):
-    """Makes every layer of `model` that applies keras' swish apply `swish`, in place, when
-    TensorFlow trains on CPUs; otherwise the model keeps keras' swish."""
-    accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
-    if keras.backend.backend() != "tensorflow" or accelerated:
+    """Makes every layer of `model` that applies keras' swish apply `swish`, in place.
+
+    Only the TensorFlow backend has the custom gradient; other backends keep keras' swish.
+    """
+    if keras.backend.backend() != "tensorflow":
         return
     for layer in flatten_layers(model):
         if getattr(layer, "activation", None) is keras.activations.swish:
