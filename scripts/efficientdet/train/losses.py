@@ -20,55 +20,50 @@ IOU_LOSS_TYPES = ("iou", "giou", "diou", "ciou")
 
 def focal_loss(logits, targets, alpha=0.25, gamma=1.5, label_smoothing=0.0):
     """Element-wise sigmoid focal loss; `targets` are one-hot, same shape as `logits`."""
+    _, p_t, alpha_factor, _, cross_entropy = _focal_terms(logits, targets, alpha, label_smoothing)
+    return alpha_factor * (1.0 - p_t) ** gamma * cross_entropy
+
+
+def _focal_terms(logits, targets, alpha, label_smoothing):
+    """Element-wise: sigmoid(logits), p_t, alpha_t, the smoothed labels, the cross-entropy."""
     probs = tf.sigmoid(logits)
     p_t = targets * probs + (1.0 - targets) * (1.0 - probs)
     alpha_factor = targets * alpha + (1.0 - targets) * (1.0 - alpha)
-    modulating_factor = (1.0 - p_t) ** gamma
     smoothed = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
     cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=smoothed, logits=logits)
-    return alpha_factor * modulating_factor * cross_entropy
+    return probs, p_t, alpha_factor, smoothed, cross_entropy
 
 
 def weighted_focal_loss_sum(logits, targets, weights, alpha=0.25, gamma=1.5, label_smoothing=0.0):
     """sum(focal_loss(logits, targets) * weights), `weights` broadcast against `logits`.
 
     The class loss covers every anchor and class, so TensorFlow's gradient of it is a chain of
-    about twenty elementwise passes over [B, N, classes]. Here the loss and its gradient are
-    each one XLA kernel. For one-hot targets t, with p = sigmoid(logits) and s the smoothed
-    labels, the focal loss' derivative simplifies to
+    about twenty elementwise passes over [B, N, classes]. Here one XLA kernel computes the loss
+    and its gradient in a single pass. For one-hot targets t, with p = sigmoid(logits) and s the
+    smoothed labels, the focal loss' derivative simplifies to
     alpha_t (1 - p_t)^gamma ((p - s) - gamma (p + t - 1) cross_entropy), finite for any gamma.
     """
-    options = dict(alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
 
     @tf.custom_gradient
     def summed(logits):
+        per_anchor, gradient = _focal_loss_and_gradient(
+            logits, targets, weights, alpha, gamma, label_smoothing
+        )
         # Summed over classes in the kernel, over anchors here: TensorFlow's sum is the more
         # exact one for millions of terms.
-        loss = tf.reduce_sum(_weighted_focal_loss(logits, targets, weights, **options))
-
-        def gradient(upstream):
-            return upstream * _focal_loss_gradient(logits, targets, weights, **options)
-
-        return loss, gradient
+        return tf.reduce_sum(per_anchor), lambda upstream: upstream * gradient
 
     return summed(logits)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _weighted_focal_loss(logits, targets, weights, alpha, gamma, label_smoothing):
-    elementwise = focal_loss(logits, targets, alpha, gamma, label_smoothing) * weights
-    return tf.reduce_sum(elementwise, axis=-1)
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _focal_loss_gradient(logits, targets, weights, alpha, gamma, label_smoothing):
-    probs = tf.sigmoid(logits)
-    p_t = targets * probs + (1.0 - targets) * (1.0 - probs)
-    alpha_factor = targets * alpha + (1.0 - targets) * (1.0 - alpha)
-    smoothed = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=smoothed, logits=logits)
+def _focal_loss_and_gradient(logits, targets, weights, alpha, gamma, label_smoothing):
+    terms = _focal_terms(logits, targets, alpha, label_smoothing)
+    probs, p_t, alpha_factor, smoothed, cross_entropy = terms
+    weighted_modulation = weights * alpha_factor * (1.0 - p_t) ** gamma
+    per_anchor = tf.reduce_sum(weighted_modulation * cross_entropy, axis=-1)
     slope = (probs - smoothed) - gamma * (probs + targets - 1.0) * cross_entropy
-    return weights * alpha_factor * (1.0 - p_t) ** gamma * slope
+    return per_anchor, weighted_modulation * slope
 
 
 def huber_loss(box_outputs, box_targets, delta=0.1):
