@@ -35,12 +35,7 @@ def swish(x):
 
 
 def fuse_swish_gradients(model):
-    """Makes every layer of `model` that applies keras' swish apply `swish`, in place.
-
-    Only the TensorFlow backend has the custom gradient; other backends keep keras' swish.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return
+    """Makes every layer of `model` that applies keras' swish apply `swish`, in place."""
     for layer in flatten_layers(model):
         if getattr(layer, "activation", None) is keras.activations.swish:
             layer.activation = swish
