@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from efficientdet.keras_internals import PrebuiltModel, check_keras_internals, multi_worker_logs
 from efficientdet.model.anchors import generate_anchors
+from efficientdet.model.depthwise import switch_depthwise_gradients
 from efficientdet.model.swish import fuse_swish_gradients
 from efficientdet.train import distribute, optimization
 from efficientdet.train.losses import detection_loss
@@ -25,6 +26,7 @@ class DetectionTrainer(PrebuiltModel):
     def __init__(self, detector, average_detector, config, params, **kwargs):
         super().__init__(**kwargs)
         fuse_swish_gradients(detector)
+        switch_depthwise_gradients(detector)
         self.detector = detector
         self.average_detector = average_detector
         self.average = optimization.WeightAverage(
