@@ -2,15 +2,17 @@
 
 Both train d0 from scratch on the same TFRecords, made here through `snakemake tfrecords` from
 --images generated 640x480 VOC JPEGs (or from --dataset, e.g. the bundled sample, whose small
-images make the step's compute, not JPEG decoding, the cost), at 256 px, batch 8, float32,
-weight average (EMA) off, with the original's own command line on both sides. Each epoch is
---steps steps and ends with a checkpoint; the figure is the time between the checkpoints of the
-epochs after the first (tracing excluded), per step, alternately --rounds times. The ratio is
-the original's ms/step over ours (images/s, higher is better).
+images make the step's compute, not JPEG decoding, the cost), at 256 px, batch 8, float32
+(--precision mixed: float16 activations; --use_xla: XLA-compiled steps), weight average (EMA)
+off, with the original's own command line on both sides. Each epoch is --steps steps and ends
+with a checkpoint; the figure is the time between the checkpoints of the epochs after the first
+(tracing excluded), per step, alternately --rounds times. The ratio is the original's ms/step
+over ours (images/s, higher is better).
 
     # AUTOML_DIR, AUTOML_PY: from ../shared/tools/automl-baseline/setup.sh
     . /work/automl-env/env.sh
     .venv/bin/python benchmarks/bench_train_vs_automl.py [--rounds 2] [--epochs 3]
+        [--precision mixed] [--use_xla]     # the GPU figures
 
 Without AUTOML_DIR / AUTOML_PY only this project's figure is printed.
 """
@@ -69,28 +71,42 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="steps per epoch")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_train")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed"),
+        default="float32",
+        help="mixed: float16 activations on both sides (a GPU: on CPUs the original keeps float32)",
+    )
+    parser.add_argument(
+        "--use_xla",
+        action="store_true",
+        help="XLA-compiled steps on both sides (a GPU: the original's auto-clustering skips CPUs)",
+    )
     args = parser.parse_args()
+    mixed = args.precision == "mixed"
     args.workdir.mkdir(parents=True, exist_ok=True)
     archive = args.dataset.resolve() if args.dataset else make_corpus(args.workdir, args.images)[1]
     run_project(archive, args.workdir / "records")
     records = args.workdir / "records" / "results" / "bench" / "tfrecords" / "train-*.tfrecord"
     label_map = yaml.safe_load((records.parents[1] / "label_map.yaml").read_text())
-    hparams = args.workdir / "hparams.yaml"
     # The original counts the background in num_classes; the generated corpus has its VOC ids.
-    hparams.write_text(
-        yaml.safe_dump(
-            {"num_classes": max(label_map) + 1, "image_size": 256, "moving_average_decay": 0}
-            | ({} if args.dataset else {"label_map": "voc"})
-        )
-    )
+    common = {"num_classes": max(label_map) + 1, "image_size": 256, "moving_average_decay": 0}
+    common |= {} if args.dataset else {"label_map": "voc"}
+    hparams = args.workdir / "hparams.yaml"
+    hparams.write_text(yaml.safe_dump(common))
+    # The original takes mixed precision as an hparam; this project as --mixed_precision.
+    original_hparams = args.workdir / "hparams_original.yaml"
+    original_hparams.write_text(yaml.safe_dump(common | {"mixed_precision": mixed}))
+    xla = ["--use_xla=true"] if args.use_xla else []
+    precision = "mixed_float16" if mixed else "float32"
     has_original = original_available()
     print(
-        f"{archive.name}: d0, 256 px, batch {BATCH_SIZE}, float32, EMA off, "
-        f"{args.steps} steps per epoch"
+        f"{archive.name}: d0, 256 px, batch {BATCH_SIZE}, {precision}, XLA "
+        f"{'on' if args.use_xla else 'off'}, EMA off, {args.steps} steps per epoch"
     )
     for round_ in range(1, args.rounds + 1):
         ours = train(
-            [str(BIN / "efficientdet"), "train"],
+            [str(BIN / "efficientdet"), "train", f"--mixed_precision={precision}", *xla],
             args.workdir / "ours",
             records,
             hparams,
@@ -101,10 +117,10 @@ def main():
         line = f"round {round_}: this project {statistics.median(ours):.0f} ms/step {ours}"
         if has_original:
             original = train(
-                [os.environ["AUTOML_PY"], "-m", "tf2.train"],
+                [os.environ["AUTOML_PY"], "-m", "tf2.train", *xla],
                 args.workdir / "original",
                 records,
-                hparams,
+                original_hparams,
                 args.epochs,
                 args.steps,
                 cwd=os.environ["AUTOML_DIR"],
