@@ -1,13 +1,13 @@
 """Depthwise convolution whose 5x5 filter gradient runs as a forward convolution, on CPUs.
 
-oneDNN computes the filter gradient of a 5x5 depthwise convolution 1.5-1.8x slower than the
-forward convolution of the same multiply-adds (3x3 filters and strided ones are no faster the
-other way). Here that gradient is one depthwise convolution forward: the padded images lie side
-by side as the channels of one image, the output gradient is the filter, and the batch is summed
+oneDNN's kernel for the filter gradient of a 5x5 depthwise convolution is slow: the same
+multiply-adds run 1.25-1.8x faster as a forward depthwise convolution, transposes included (3x3
+filters and strided ones are not faster that way). Here the padded images lie side by side as
+the channels of one image, the output gradient is the filter, and the batch is summed
 afterwards. Values, the input gradient and inference graphs stay TensorFlow's.
 
-On a CPU this makes a d0 training step at 256 px 2.4% faster (the 5x5 blocks of EfficientNet's
-stride-1 stages). GPUs and TPUs keep their own kernels.
+On a CPU this makes a d0 training step at 256 px 2.4% faster (EfficientNet's 5x5 blocks, but
+the two that open a stride-2 stage). GPUs and TPUs keep their own kernels.
 """
 
 import keras
