@@ -72,10 +72,9 @@ def _switchable(layer):
 
 def switch_depthwise_gradients(model):
     """Makes the 5x5 stride-1 depthwise layers of `model` DepthwiseConv2D5x5, in place, where
-    TensorFlow sees no GPU or TPU; the number switched."""
+    TensorFlow sees no GPU or TPU."""
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-        return 0
-    layers = [layer for layer in flatten_layers(model) if _switchable(layer)]
-    for layer in layers:
-        layer.__class__ = DepthwiseConv2D5x5
-    return len(layers)
+        return
+    for layer in flatten_layers(model):
+        if _switchable(layer):
+            layer.__class__ = DepthwiseConv2D5x5

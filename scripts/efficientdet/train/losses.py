@@ -58,8 +58,9 @@ def weighted_focal_loss_sum(logits, targets, weights, alpha=0.25, gamma=1.5, lab
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _focal_loss_and_gradient(logits, targets, weights, alpha, gamma, label_smoothing):
-    terms = _focal_terms(logits, targets, alpha, label_smoothing)
-    probs, p_t, alpha_factor, smoothed, cross_entropy = terms
+    probs, p_t, alpha_factor, smoothed, cross_entropy = _focal_terms(
+        logits, targets, alpha, label_smoothing
+    )
     weighted_modulation = weights * alpha_factor * (1.0 - p_t) ** gamma
     per_anchor = tf.reduce_sum(weighted_modulation * cross_entropy, axis=-1)
     slope = (probs - smoothed) - gamma * (probs + targets - 1.0) * cross_entropy
